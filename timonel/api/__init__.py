@@ -1,0 +1,1 @@
+"""The Kubernetes object vocabulary shared by every component: objects, errors, validation."""

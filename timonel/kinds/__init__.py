@@ -1,0 +1,1 @@
+"""One strategy per resource kind: defaults, validation, status ownership, table columns."""

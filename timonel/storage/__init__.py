@@ -1,0 +1,1 @@
+"""The datastore behind the API server, reached only through the `Storage` protocol."""
