@@ -105,6 +105,9 @@ class Strategy:
     immutable_fields: ClassVar[tuple[str, ...]] = ()
     # Create-only kinds (reviews) are answered, never stored.
     virtual: ClassVar[bool] = False
+    # Kinds served in two groups over one store (events.k8s.io/v1 Event over core/v1
+    # Event) name the (group, plural) whose keys they share and convert at the edge.
+    storage_resource: ClassVar[tuple[str, str] | None] = None
 
     @property
     def api_version(self) -> str:
@@ -182,6 +185,14 @@ class Strategy:
     def respond(self, obj: Object, user: UserInfo) -> Object:
         """For `virtual` kinds (reviews): the answer to a create, never stored."""
         raise NotImplementedError(f"{self.kind} is not a virtual kind")
+
+    # -- conversion for kinds that share another kind's store ----------------------
+
+    def to_storage(self, obj: Object) -> Object:
+        return obj
+
+    def from_storage(self, obj: Object) -> Object:
+        return obj
 
     # -- reading ------------------------------------------------------------------
 
