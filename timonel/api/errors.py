@@ -12,7 +12,8 @@ A `FieldError` names one bad field; `invalid()` turns a list of them into a 422 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+import dataclasses
+from dataclasses import dataclass
 from enum import Enum
 from typing import Any
 
@@ -44,7 +45,14 @@ class ErrorType(Enum):
 _NO_VALUE = object()
 
 
+class RawValue(str):
+    """A bad value already worded the way apimachinery prints a Go struct (`%#v`), shown
+    unquoted: `rbac.RoleRef{APIGroup:"rbac.authorization.k8s.io", Kind:"Role", Name:"x"}`."""
+
+
 def _render_value(value: Any) -> str:
+    if isinstance(value, RawValue):
+        return str(value)
     if isinstance(value, str):
         return json.dumps(value)
     if isinstance(value, bool):
@@ -63,13 +71,14 @@ class FieldError:
     type: ErrorType
     field: str
     detail: str = ""
-    value: Any = field(default=_NO_VALUE, compare=False)
+    value: Any = dataclasses.field(default=_NO_VALUE, compare=False)
 
     def body(self) -> str:
         """The message without the field path: `Invalid value: "x": detail`."""
         text = self.type.wording
         if self.type in (ErrorType.INVALID, ErrorType.NOT_SUPPORTED, ErrorType.DUPLICATE,
-                         ErrorType.TYPE_INVALID, ErrorType.NOT_FOUND) and self.value is not _NO_VALUE:
+                         ErrorType.TYPE_INVALID, ErrorType.NOT_FOUND,
+                         ErrorType.TOO_MANY) and self.value is not _NO_VALUE:
             text += ": " + _render_value(self.value)
         if self.detail:
             text += ": " + self.detail
@@ -134,7 +143,10 @@ class StatusError(Exception):
             "reason": self.reason,
             "code": self.code,
         }
-        if self.details:
+        if not self.reason:
+            del status["reason"]  # StatusReasonUnknown is omitted, as Go's omitempty does
+        # An empty details object is still written ({}), as for failed JSON patches.
+        if self.details is not None:
             status["details"] = self.details
         return status
 

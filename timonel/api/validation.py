@@ -45,6 +45,12 @@ QUALIFIED_NAME_ERROR = (
     "with an alphanumeric character (e.g. 'MyName',  or 'my.name',  or '123-abc', regex used "
     "for validation is '([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]')"
 )
+QUALIFIED_NAME_WITH_PREFIX_ERROR = (
+    "a qualified name must consist of alphanumeric characters, '-', '_' or '.', and must start "
+    "and end with an alphanumeric character (e.g. 'MyName',  or 'my.name',  or '123-abc', regex "
+    "used for validation is '([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]') with an optional DNS "
+    "subdomain prefix and '/' (e.g. 'example.com/MyName')"
+)
 LABEL_VALUE_ERROR = (
     "a valid label must be an empty string or consist of alphanumeric characters, '-', '_' or "
     "'.', and must start and end with an alphanumeric character (e.g. 'MyValue',  or "
@@ -57,8 +63,12 @@ def dns1123_label_problems(value: str) -> list[str]:
     problems = []
     if len(value) > DNS1123_LABEL_MAX:
         problems.append(f"must be no more than {DNS1123_LABEL_MAX} characters")
-    if not _DNS1123_LABEL.match(value):
-        problems.append(DNS1123_LABEL_ERROR)
+    if not _DNS1123_LABEL.fullmatch(value):
+        # A valid subdomain that is not a label can only be wrong by its dots.
+        if _DNS1123_SUBDOMAIN.fullmatch(value):
+            problems.append("must not contain dots")
+        else:
+            problems.append(DNS1123_LABEL_ERROR)
     return problems
 
 
@@ -66,7 +76,7 @@ def dns1123_subdomain_problems(value: str) -> list[str]:
     problems = []
     if len(value) > DNS1123_SUBDOMAIN_MAX:
         problems.append(f"must be no more than {DNS1123_SUBDOMAIN_MAX} characters")
-    if not _DNS1123_SUBDOMAIN.match(value):
+    if not _DNS1123_SUBDOMAIN.fullmatch(value):
         problems.append(DNS1123_SUBDOMAIN_ERROR)
     return problems
 
@@ -75,16 +85,20 @@ def dns1035_label_problems(value: str) -> list[str]:
     problems = []
     if len(value) > DNS1123_LABEL_MAX:
         problems.append(f"must be no more than {DNS1123_LABEL_MAX} characters")
-    if not _DNS1035_LABEL.match(value):
+    if not _DNS1035_LABEL.fullmatch(value):
         problems.append(DNS1035_LABEL_ERROR)
     return problems
 
 
 def qualified_name_problems(value: str) -> list[str]:
     """A label or annotation key: an optional DNS subdomain prefix and a name part."""
-    prefix, slash, name = value.rpartition("/")
+    parts = value.split("/")
+    if len(parts) > 2:
+        return [QUALIFIED_NAME_WITH_PREFIX_ERROR]
+    name = parts[-1]
     problems: list[str] = []
-    if slash:
+    if len(parts) == 2:
+        prefix = parts[0]
         if not prefix:
             problems.append("prefix part must be non-empty")
         else:
@@ -93,7 +107,8 @@ def qualified_name_problems(value: str) -> list[str]:
         problems.append("name part must be non-empty")
     elif len(name) > 63:
         problems.append("name part must be no more than 63 characters")
-    elif not _QUALIFIED_NAME.match(name):
+    # Checked apart from the length: an empty name part gets both messages, as upstream.
+    if not _QUALIFIED_NAME.fullmatch(name):
         problems.append(QUALIFIED_NAME_ERROR)
     return problems
 
@@ -102,13 +117,13 @@ def label_value_problems(value: str) -> list[str]:
     problems = []
     if len(value) > LABEL_VALUE_MAX:
         problems.append(f"must be no more than {LABEL_VALUE_MAX} characters")
-    if not _LABEL_VALUE.match(value):
+    if not _LABEL_VALUE.fullmatch(value):
         problems.append(LABEL_VALUE_ERROR)
     return problems
 
 
 def c_identifier_problems(value: str) -> list[str]:
-    if _C_IDENTIFIER.match(value):
+    if _C_IDENTIFIER.fullmatch(value):
         return []
     return [
         "a valid C identifier must start with alphabetic character or '_', followed by a "
@@ -177,4 +192,42 @@ def validate_object_meta(
         errors.append(forbidden("metadata.namespace", "not allowed on this type"))
     errors.extend(validate_labels(meta.get("labels"), "metadata.labels"))
     errors.extend(validate_annotations(meta.get("annotations"), "metadata.annotations"))
+    return errors
+
+
+def validate_label_name(name: str, path: str) -> list[FieldError]:
+    """metav1 validation.ValidateLabelName: a label key is a qualified name."""
+    return [invalid_value(path, name, problem) for problem in qualified_name_problems(name)]
+
+
+def validate_label_selector(
+    selector: Any, path: str, *, allow_invalid_label_value: bool = False
+) -> list[FieldError]:
+    """metav1 validation.ValidateLabelSelector: matchLabels and matchExpressions."""
+    if not isinstance(selector, dict):
+        return []
+    errors = validate_labels(selector.get("matchLabels"), f"{path}.matchLabels")
+    for i, requirement in enumerate(selector.get("matchExpressions") or []):
+        req_path = f"{path}.matchExpressions[{i}]"
+        if not isinstance(requirement, dict):
+            errors.append(invalid_value(req_path, requirement, "must be an object"))
+            continue
+        operator = requirement.get("operator", "")
+        values = requirement.get("values") or []
+        if operator in ("In", "NotIn"):
+            if not values:
+                errors.append(required(
+                    f"{req_path}.values", "must be specified when `operator` is 'In' or 'NotIn'"))
+        elif operator in ("Exists", "DoesNotExist"):
+            if values:
+                errors.append(forbidden(
+                    f"{req_path}.values",
+                    "may not be specified when `operator` is 'Exists' or 'DoesNotExist'"))
+        else:
+            errors.append(invalid_value(f"{req_path}.operator", operator, "not a valid selector operator"))
+        errors.extend(validate_label_name(str(requirement.get("key", "")), f"{req_path}.key"))
+        if not allow_invalid_label_value:
+            for j, value in enumerate(values):
+                for problem in label_value_problems(str(value)):
+                    errors.append(invalid_value(f"{req_path}.values[{j}]", value, problem))
     return errors

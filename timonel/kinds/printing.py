@@ -85,3 +85,16 @@ def format_map_selector(selector: Any) -> str:
     if not isinstance(selector, dict) or not selector:
         return "<none>"
     return ",".join(f"{k}={v}" for k, v in sorted(selector.items()))
+
+
+def field_description(group: str, version: str, kind: str, *path: str) -> str:
+    """The OpenAPI description of a field (what printers.go takes from SwaggerDoc), "" when
+    the kind or field is unknown."""
+    from timonel.schema.definitions import kubernetes_definitions
+
+    node = kubernetes_definitions().for_kind(group, version, kind)
+    for part in path:
+        if node is None:
+            return ""
+        node = node.child(part)
+    return node.description if node is not None else ""

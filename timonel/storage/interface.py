@@ -80,6 +80,9 @@ class KeyValue:
 class EventType(Enum):
     PUT = "PUT"
     DELETE = "DELETE"
+    # No write: every write under the watched prefix up to `kv.mod_revision` has been
+    # yielded (etcd's progress notification). Sent only to watches that ask for it.
+    PROGRESS = "PROGRESS"
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,6 +108,18 @@ class ListResult:
     items: list[KeyValue]
     revision: int  # the store revision the list was read at
     more: bool  # further keys exist after the last item (a limit was hit)
+
+
+def prefix_end(prefix: str) -> str | None:
+    """The smallest key after every key under `prefix` (etcd's range end), or None when
+    there is none (the empty prefix). Keys order by code point, as UTF-8 bytes do."""
+    trimmed = prefix.rstrip("\U0010ffff")
+    if not trimmed:
+        return None
+    last = ord(trimmed[-1]) + 1
+    if 0xD800 <= last <= 0xDFFF:  # surrogates cannot be encoded; skip past them
+        last = 0xE000
+    return trimmed[:-1] + chr(last)
 
 
 class Storage(Protocol):
@@ -137,11 +152,16 @@ class Storage(Protocol):
         """Delete `key` (if its mod_revision is `expected_revision`, when non-zero) and
         return the deleted value with the deletion's revision as mod_revision."""
 
-    def watch(self, prefix: str, *, after: int) -> AsyncIterator[WatchEvent]:
+    def watch(
+        self, prefix: str, *, after: int, progress_notify: bool = False
+    ) -> AsyncIterator[WatchEvent]:
         """Every write under `prefix` with revision > `after`, in order, forever.
 
         Raises Compacted (on first iteration) when `after` is below the compacted
-        revision. A consumer too slow to keep up is ended with `WatchDropped`."""
+        revision. A consumer too slow to keep up is ended with `WatchDropped`.
+        With `progress_notify`, PROGRESS events (kv holds only the revision) also report,
+        soon after writes elsewhere, how far the watch is complete, so a cache of one
+        prefix can tell it is up to date with the whole store."""
 
     async def compact(self, revision: int) -> None: ...
 

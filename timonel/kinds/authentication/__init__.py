@@ -1,5 +1,6 @@
 """Strategies of the authentication API group."""
 
+from timonel.kinds.authentication.selfsubjectreview import SelfSubjectReviewStrategy
 from timonel.kinds.base import Strategy
 
-STRATEGIES: tuple[type[Strategy], ...] = ()
+STRATEGIES: tuple[type[Strategy], ...] = (SelfSubjectReviewStrategy,)

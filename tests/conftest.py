@@ -1,0 +1,111 @@
+"""Shared test fixtures: a real `timonel server` process and kubectl pointed at it."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+KUBECTL = os.environ.get("KUBECTL", "/usr/bin/kubectl")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass
+class KubectlResult:
+    returncode: int
+    stdout: str
+    stderr: str
+
+    def json(self) -> dict:  # type: ignore[type-arg]
+        return json.loads(self.stdout)
+
+
+@dataclass
+class RunningServer:
+    data_dir: Path
+    port: int
+    process: subprocess.Popen[bytes]
+    cache_dir: Path
+
+    @property
+    def url(self) -> str:
+        return f"https://127.0.0.1:{self.port}"
+
+    @property
+    def kubeconfig(self) -> Path:
+        return self.data_dir / "kubeconfig.yaml"
+
+    def kubectl(self, *args: str, input: str | None = None, check: bool = True, timeout: float = 60) -> KubectlResult:
+        command = [KUBECTL, "--kubeconfig", str(self.kubeconfig), "--cache-dir", str(self.cache_dir), *args]
+        done = subprocess.run(command, input=input, capture_output=True, text=True, timeout=timeout)
+        result = KubectlResult(done.returncode, done.stdout, done.stderr)
+        if check and done.returncode != 0:
+            raise AssertionError(f"kubectl {' '.join(args)} failed ({done.returncode}):\n{done.stderr}\n{done.stdout}")
+        return result
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(5)
+
+
+def start_server(data_dir: Path, cache_dir: Path, *extra: str, port: int | None = None) -> RunningServer:
+    port = port or free_port()
+    log = open(data_dir.parent / f"{data_dir.name}-server.log", "ab")  # noqa: SIM115 - lives with the process
+    process = subprocess.Popen(
+        [sys.executable, "-m", "timonel", "server", "--data-dir", str(data_dir), "--bind-address", "127.0.0.1",
+         "--https-listen-port", str(port), "--disable-agent", *extra],
+        stdout=log, stderr=subprocess.STDOUT, cwd=REPO,
+    )
+    server = RunningServer(data_dir, port, process, cache_dir)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"timonel server exited with {process.returncode}; see {log.name}")
+        if server.kubeconfig.exists():
+            try:
+                with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                    return server
+            except OSError:
+                pass
+        time.sleep(0.05)
+    server.stop()
+    raise RuntimeError("timonel server did not become ready in 30 s")
+
+
+@pytest.fixture(scope="session")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
+    root = tmp_path_factory.mktemp("timonel")
+    running = start_server(root / "data", root / "kubectl-cache")
+    try:
+        yield running
+    finally:
+        running.stop()
+
+
+@pytest.fixture
+def namespace(server: RunningServer) -> Iterator[str]:
+    """A fresh namespace for one test."""
+    name = f"t-{uuid.uuid4().hex[:8]}"
+    server.kubectl("create", "namespace", name)
+    yield name

@@ -1,0 +1,75 @@
+"""One API request as the handlers see it, and the response they give back.
+
+`ApiRequest` and `ApiResponse` are the seam between transports and the API: the HTTPS
+listener builds them from aiohttp requests, the in-process transport builds them
+directly, and both go through the same `ApiServer.handle` (authentication included).
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from multidict import CIMultiDict, CIMultiDictProxy, MultiDict, MultiDictProxy
+
+from timonel.api import errors
+from timonel.api.user import UserInfo
+from timonel.apiserver.negotiation import JSON, encode
+
+Query = MultiDict[str] | MultiDictProxy[str]
+Headers = CIMultiDict[str] | CIMultiDictProxy[str]
+
+
+@dataclass
+class ApiRequest:
+    method: str
+    path: str
+    query: Query
+    headers: Headers
+    body: bytes = b""
+    # What the TLS layer verified about the client certificate (ssl.getpeercert()).
+    peercert: dict[str, Any] | None = None
+    user: UserInfo | None = None
+    # Warning texts to return as `Warning: 299 - "..."` headers.
+    warnings: list[str] = field(default_factory=list)
+
+    def param(self, name: str, default: str = "") -> str:
+        return self.query.get(name, default)
+
+    def flag(self, name: str) -> bool:
+        return self.query.get(name, "") in ("1", "true", "True")
+
+    def int_param(self, name: str) -> int | None:
+        value = self.query.get(name)
+        if value is None or value == "":
+            return None
+        try:
+            return int(value)
+        except ValueError:
+            raise errors.bad_request(f"invalid value for {name}: {value!r} is not an integer") from None
+
+
+@dataclass
+class ApiResponse:
+    status: int
+    body: bytes = b""
+    content_type: str = JSON
+    headers: Mapping[str, str] = field(default_factory=dict)
+    # A streamed body (watch): chunks written as they come.
+    stream: AsyncIterator[bytes] | None = None
+
+
+def json_response(value: Any, status: int = 200, content_type: str = JSON) -> ApiResponse:
+    return ApiResponse(status, encode(value), content_type)
+
+
+def status_response(error: errors.StatusError) -> ApiResponse:
+    return ApiResponse(error.code, encode(error.status()))
+
+
+def success_status(details: dict[str, Any] | None = None) -> dict[str, Any]:
+    status: dict[str, Any] = {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success"}
+    if details:
+        status["details"] = details
+    return status

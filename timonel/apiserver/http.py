@@ -1,0 +1,103 @@
+"""The HTTPS listener: aiohttp requests in, `ApiServer.handle` in the middle, responses out.
+
+Kept thin on purpose: everything an API client can observe is decided by the ApiServer,
+so the in-process transport and this listener behave the same.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import ssl
+from typing import Any
+
+from aiohttp import web
+from multidict import CIMultiDict
+
+from timonel.api import errors
+from timonel.apiserver.context import ApiRequest, status_response
+from timonel.apiserver.negotiation import MAX_BODY_BYTES
+from timonel.apiserver.server import ApiServer
+
+log = logging.getLogger(__name__)
+
+
+def make_app(api: ApiServer) -> web.Application:
+    # aiohttp's own limit sits above ours so that an oversized body still gets a Status.
+    app = web.Application(client_max_size=MAX_BODY_BYTES * 4)
+
+    async def dispatch(request: web.Request) -> web.StreamResponse:
+        try:
+            body = await request.read()
+        except web.HTTPRequestEntityTooLarge:
+            return _to_aiohttp(status_response(errors.request_entity_too_large(MAX_BODY_BYTES)))
+        peercert: Any = None
+        transport = request.transport
+        if transport is not None:
+            peercert = transport.get_extra_info("peercert")
+        api_request = ApiRequest(
+            method=request.method,
+            path=request.path,
+            query=request.query,
+            headers=request.headers,
+            body=body,
+            peercert=peercert or None,
+        )
+        response = await api.handle(api_request)
+        if response.stream is None:
+            return _to_aiohttp(response)
+        stream = web.StreamResponse(status=response.status, headers={**response.headers, "Content-Type": response.content_type})
+        stream.enable_chunked_encoding()
+        await stream.prepare(request)
+        iterator = response.stream
+        try:
+            async for chunk in iterator:
+                await stream.write(chunk)
+        except (ConnectionResetError, asyncio.CancelledError):
+            pass
+        finally:
+            close = getattr(iterator, "aclose", None)
+            if close is not None:
+                with contextlib.suppress(Exception):
+                    await close()
+        with contextlib.suppress(ConnectionResetError):
+            await stream.write_eof()
+        return stream
+
+    app.router.add_route("*", "/{tail:.*}", dispatch)
+    return app
+
+
+def _to_aiohttp(response: Any) -> web.Response:
+    headers = CIMultiDict(response.headers)
+    headers["Content-Type"] = response.content_type
+    if response.status == 304:
+        headers.pop("Content-Type", None)
+        return web.Response(status=304, headers=headers)
+    return web.Response(status=response.status, body=response.body, headers=headers)
+
+
+class HttpsListener:
+    def __init__(self, api: ApiServer, *, host: str, port: int, ssl_context: ssl.SSLContext) -> None:
+        self.api = api
+        self.host = host
+        self.port = port
+        self.ssl_context = ssl_context
+        self._runner: web.AppRunner | None = None
+
+    async def start(self) -> None:
+        self._runner = web.AppRunner(make_app(self.api), access_log=None, handle_signals=False,
+                                     shutdown_timeout=1.0)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, self.host, self.port, ssl_context=self.ssl_context,
+                           reuse_address=True, backlog=1024)
+        await site.start()
+        if self.port == 0:
+            server = site._server
+            if server is not None and getattr(server, "sockets", None):
+                self.port = server.sockets[0].getsockname()[1]
+
+    async def stop(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()

@@ -1,0 +1,439 @@
+"""The API server: one `handle(request) -> response` over every served resource.
+
+Request path: authenticate → route (discovery, health, OpenAPI, or a resource verb) →
+the generic handlers (handlers.py) with the kind's strategy → storage. Every failure
+becomes a Kubernetes Status; nothing escapes as a traceback.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import logging
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from timonel.api import errors
+from timonel.api.objects import Object, now_rfc3339
+from timonel.api.selectors import label_selector_from_object
+from timonel.apiserver import discovery
+from timonel.apiserver.allocators import NodePortAllocator, ServiceIPAllocator
+from timonel.apiserver.authn import Authenticator
+from timonel.apiserver.context import ApiRequest, ApiResponse, json_response, status_response, success_status
+from timonel.apiserver.handlers import ResourceHandlers
+from timonel.apiserver.metrics import RequestMetrics
+from timonel.apiserver.negotiation import MAX_BODY_BYTES, check_acceptable, decode_object, decode_patch
+from timonel.apiserver.requestinfo import RequestInfo, parse_request_info
+from timonel.apiserver.store import ResourceStore, decode_from_storage, storage_prefix
+from timonel.apiserver.watchcache import WatchCache
+from timonel.kinds.apiextensions.custom import custom_resource_strategies
+from timonel.kinds.base import Strategy
+from timonel.kinds.core import pod as pod_kind
+from timonel.kinds.registry import ResourceRegistry
+from timonel.patch import jsonpatch, mergepatch
+from timonel.schema import openapi
+from timonel.schema.definitions import SchemaNode, kubernetes_definitions
+from timonel.storage.interface import RevisionMismatch, Storage
+
+log = logging.getLogger(__name__)
+
+_CRD_KEY = ("apiextensions.k8s.io", "customresourcedefinitions")
+
+
+@dataclass(frozen=True)
+class ApiServerConfig:
+    service_cidr: str = "10.43.0.0/16"
+    # What /api's serverAddressByClientCIDRs and the `kubernetes` endpoints report.
+    advertise_address: str = "127.0.0.1"
+    secure_port: int = 6443
+
+
+class ApiServer:
+    def __init__(
+        self,
+        *,
+        storage: Storage,
+        registry: ResourceRegistry,
+        authenticator: Authenticator,
+        config: ApiServerConfig = ApiServerConfig(),
+    ) -> None:
+        self.storage = storage
+        self.registry = registry
+        self.authenticator = authenticator
+        self.config = config
+        self.metrics = RequestMetrics()
+        self.handlers = ResourceHandlers(self)
+        self.service_ips = ServiceIPAllocator(storage, config.service_cidr)
+        self.node_ports = NodePortAllocator(storage)
+        self._caches: dict[str, WatchCache] = {}
+        self._stores: dict[tuple[str, str, str], ResourceStore] = {}
+        self._schemas: dict[tuple[str, str, str], SchemaNode | None] = {}
+        self._custom_schemas: dict[tuple[str, str, str], SchemaNode | None] = {}
+        self.openapi = openapi.OpenAPIV3(lambda: list(self.registry), schema_for=self._custom_schema_for)
+        self._crd_task: asyncio.Task[None] | None = None
+        self.ready = asyncio.Event()
+
+    # -- life cycle -------------------------------------------------------------------
+
+    async def start(self) -> None:
+        for strategy in list(self.registry):
+            self._add_store(strategy)
+        await asyncio.gather(*(cache.start() for cache in self._caches.values()))
+        await asyncio.gather(*(cache.ready.wait() for cache in self._caches.values()))
+        self._crd_task = asyncio.create_task(self._serve_custom_resources(), name="crd-registrar")
+        self.ready.set()
+
+    async def stop(self) -> None:
+        if self._crd_task is not None:
+            self._crd_task.cancel()
+            await asyncio.gather(self._crd_task, return_exceptions=True)
+        await asyncio.gather(*(cache.stop() for cache in self._caches.values()), return_exceptions=True)
+
+    def _add_store(self, strategy: Strategy) -> ResourceStore:
+        group, plural = strategy.storage_resource or (strategy.group, strategy.plural)
+        prefix = storage_prefix(group, plural)
+        cache = self._caches.get(prefix)
+        if cache is None:
+            cache = WatchCache(self.storage, prefix, decode_from_storage)
+            self._caches[prefix] = cache
+        store = ResourceStore(strategy, self.storage, cache)
+        self._stores[(strategy.group, strategy.version, strategy.plural)] = store
+        return store
+
+    def store_for(self, group: str, version: str, plural: str) -> ResourceStore | None:
+        return self._stores.get((group, version, plural))
+
+    async def get_object(self, group: str, plural: str, namespace: str, name: str) -> Object | None:
+        for (g, _, p), store in self._stores.items():
+            if g == group and p == plural:
+                obj, _ = await store.read_optional(namespace, name)
+                return obj
+        return None
+
+    def schema_for(self, strategy: Strategy) -> SchemaNode | None:
+        key = (strategy.group, strategy.version, strategy.kind)
+        if key in self._custom_schemas:
+            return self._custom_schemas[key]
+        if key not in self._schemas:
+            self._schemas[key] = kubernetes_definitions().for_kind(*key)
+        return self._schemas[key]
+
+    def _custom_schema_for(self, resource: Any) -> SchemaNode | None:
+        return self._custom_schemas.get((resource.group, resource.version, resource.kind))
+
+    # -- custom resources -------------------------------------------------------------
+
+    async def _serve_custom_resources(self) -> None:
+        """Keep the served custom resources in step with the stored CRDs."""
+        store = next((s for (g, _, p), s in self._stores.items() if (g, p) == _CRD_KEY), None)
+        if store is None:
+            return
+        served: dict[str, list[Strategy]] = {}
+        while True:
+            try:
+                items, revision, _, _ = store.cache.list()
+                self._sync_crds(items, served)
+                async for event in store.cache.watch(after=revision):
+                    if event.type == "BOOKMARK":
+                        continue
+                    items, _, _, _ = store.cache.list()
+                    self._sync_crds(items, served)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("custom resource registration failed; retrying")
+                await asyncio.sleep(1)
+
+    def _sync_crds(self, crds: Iterable[Object], served: dict[str, list[Strategy]]) -> None:
+        wanted: dict[str, Object] = {}
+        for crd in crds:
+            meta = crd.get("metadata") or {}
+            if not meta.get("deletionTimestamp"):
+                wanted[meta.get("name", "")] = crd
+        for name in list(served):
+            if name not in wanted:
+                for strategy in served.pop(name):
+                    self._remove_custom(strategy)
+        for name, crd in wanted.items():
+            previous = served.get(name)
+            strategies = custom_resource_strategies(crd)
+            if previous is not None:
+                for strategy in previous:
+                    self._remove_custom(strategy, keep_cache=True)
+            for strategy in strategies:
+                self.registry.register(strategy)
+                store = self._add_store(strategy)
+                if not store.cache.ready.is_set():
+                    asyncio.create_task(store.cache.start())
+                self._custom_schemas[(strategy.group, strategy.version, strategy.kind)] = getattr(
+                    strategy, "schema", None)
+            served[name] = strategies
+        self.openapi.invalidate()
+
+    def _remove_custom(self, strategy: Strategy, *, keep_cache: bool = False) -> None:
+        self.registry.unregister(strategy.group, strategy.version, strategy.plural)
+        store = self._stores.pop((strategy.group, strategy.version, strategy.plural), None)
+        self._custom_schemas.pop((strategy.group, strategy.version, strategy.kind), None)
+        if store is not None and not keep_cache:
+            cache = self._caches.pop(store.prefix, None)
+            if cache is not None:
+                asyncio.create_task(cache.stop())
+        self.openapi.invalidate()
+
+    # -- request handling -------------------------------------------------------------
+
+    async def handle(self, request: ApiRequest) -> ApiResponse:
+        started = time.perf_counter()
+        info = parse_request_info(request.method, request.path, request.query.get("watch"))
+        try:
+            response = await self._handle(request, info)
+        except errors.StatusError as exc:
+            response = status_response(exc)
+        except RevisionMismatch:
+            response = status_response(errors.conflict(info.resource, info.group, info.name))
+        except Exception as exc:
+            log.exception("internal error serving %s %s", request.method, request.path)
+            response = status_response(errors.internal_error(type(exc).__name__))
+        if request.warnings:
+            response.headers = {**response.headers, "Warning": ", ".join(
+                '299 - "' + w.replace('"', '\\"') + '"' for w in request.warnings)}
+        verb = info.verb.upper() if info.is_resource else request.method
+        self.metrics.observe(verb, info.group, info.resource if info.is_resource else "",
+                             response.status, time.perf_counter() - started)
+        return response
+
+    async def _handle(self, request: ApiRequest, info: RequestInfo) -> ApiResponse:
+        if len(request.body) > MAX_BODY_BYTES:
+            raise errors.request_entity_too_large(MAX_BODY_BYTES)
+        path = request.path.rstrip("/") or "/"
+        if path in ("/healthz", "/livez", "/readyz") or path.startswith(("/healthz/", "/livez/", "/readyz/")):
+            if path.startswith("/readyz") and not self.ready.is_set():
+                return ApiResponse(503, b"[-]informer-sync failed: not ready\nreadyz check failed", "text/plain")
+            return ApiResponse(200, b"ok", "text/plain; charset=utf-8")
+        request.user = self.authenticator.authenticate(request.peercert, request.headers.get("Authorization"))
+        if request.user is None:
+            raise errors.unauthorized()
+        if path == "/version":
+            return json_response(discovery.KUBERNETES_VERSION)
+        if path == "/metrics":
+            return ApiResponse(200, self.metrics.render().encode(), "text/plain; version=0.0.4")
+        if path.startswith("/openapi/"):
+            return self._openapi(request, path)
+        if not info.is_resource:
+            return self._discovery(request, info, path)
+        check_acceptable(request.headers.get("Accept"))
+        return await self._resource(request, info)
+
+    # -- non-resource endpoints -------------------------------------------------------
+
+    def _discovery(self, request: ApiRequest, info: RequestInfo, path: str) -> ApiResponse:
+        accept = request.headers.get("Accept")
+        if path in ("/api", "/apis"):
+            if discovery.wants_aggregated(accept):
+                body = discovery.encode(discovery.aggregated(self.registry, core=path == "/api"))
+                content_type = discovery.AGGREGATED_CONTENT_TYPE
+            else:
+                value = (discovery.api_versions(f"{self.config.advertise_address}:{self.config.secure_port}")
+                         if path == "/api" else discovery.api_group_list(self.registry))
+                body, content_type = discovery.encode(value), "application/json"
+            tag = discovery.etag(body)
+            if request.headers.get("If-None-Match") == tag:
+                return ApiResponse(304, b"", content_type, {"ETag": tag})
+            return ApiResponse(200, body, content_type, {"ETag": tag})
+        if info.version:
+            listing = discovery.resource_list(self.registry, info.group, info.version)
+            if listing is not None:
+                return json_response(listing)
+        elif info.group and path.startswith("/apis/"):
+            group = discovery.api_group(self.registry, info.group)
+            if group is not None:
+                return json_response(group)
+        if path == "/":
+            paths = ["/api", "/api/v1", "/apis", "/healthz", "/livez", "/metrics", "/openapi/v3", "/readyz", "/version"]
+            return json_response({"paths": paths})
+        raise errors.StatusError(404, "NotFound", "the server could not find the requested resource",
+                                 details={"causes": [{"reason": "UnexpectedServerResponse", "message": "404 page not found"}]})
+
+    def _openapi(self, request: ApiRequest, path: str) -> ApiResponse:
+        if path == "/openapi/v3":
+            body, tag = self.openapi.root()
+        elif path.startswith("/openapi/v3/"):
+            found = self.openapi.document(path.removeprefix("/openapi/v3/"))
+            if found is None:
+                raise errors.StatusError(404, "NotFound", "the server could not find the requested resource")
+            body, tag = found
+        else:
+            raise errors.StatusError(404, "NotFound", "the server could not find the requested resource")
+        etag = f'"{tag}"'
+        if request.headers.get("If-None-Match") == etag:
+            return ApiResponse(304, b"", "application/json", {"ETag": etag})
+        return ApiResponse(200, body, "application/json", {"ETag": etag})
+
+    # -- resources --------------------------------------------------------------------
+
+    async def _resource(self, request: ApiRequest, info: RequestInfo) -> ApiResponse:
+        store = self.store_for(info.group, info.version, info.resource)
+        if store is None:
+            raise errors.StatusError(404, "NotFound", "the server could not find the requested resource",
+                                     details={"causes": [{"reason": "UnexpectedServerResponse",
+                                                          "message": "404 page not found"}]})
+        strategy = store.strategy
+        namespace = info.namespace
+        if strategy.namespaced is False and namespace:
+            raise errors.StatusError(404, "NotFound", "the server could not find the requested resource")
+        if info.verb not in strategy.verbs and not info.subresource:
+            raise errors.method_not_allowed(
+                f"the server does not allow this method on the requested resource")
+        handlers = self.handlers
+        if info.subresource:
+            return await self._subresource(request, info, store)
+        if strategy.namespaced and not namespace and info.verb not in ("list", "watch"):
+            if info.verb == "create":
+                body_ns = ""
+                try:
+                    body_ns = (decode_object(request.body, request.headers.get("Content-Type")).get("metadata") or {}).get("namespace", "")
+                except errors.StatusError:
+                    pass
+                if not body_ns:
+                    raise errors.bad_request("the namespace of the object cannot be empty")
+                namespace = body_ns
+            else:
+                raise errors.StatusError(404, "NotFound", "the server could not find the requested resource")
+        if info.verb == "get":
+            return await handlers.get(request, store, namespace, info.name)
+        if info.verb == "list":
+            return await handlers.list(request, store, namespace)
+        if info.verb == "watch":
+            return await handlers.watch(request, store, namespace)
+        if info.verb == "create":
+            if info.name:
+                raise errors.method_not_allowed("POST is not supported on a named resource")
+            return await handlers.create(request, store, namespace)
+        if info.verb == "update":
+            return await handlers.update(request, store, namespace, info.name, "")
+        if info.verb == "patch":
+            return await handlers.patch(request, store, namespace, info.name, "")
+        if info.verb == "delete":
+            return await handlers.delete(request, store, namespace, info.name)
+        if info.verb == "deletecollection":
+            return await handlers.delete_collection(request, store, namespace)
+        raise errors.method_not_allowed(f"{request.method} is not supported")
+
+    async def _subresource(self, request: ApiRequest, info: RequestInfo, store: ResourceStore) -> ApiResponse:
+        strategy = store.strategy
+        handlers = self.handlers
+        sub = info.subresource
+        if sub == "status" and strategy.has_status or sub == "finalize" and strategy.kind == "Namespace" and not strategy.group:
+            mode = "status" if sub == "status" else "finalize"
+            if info.verb == "get":
+                return await handlers.get(request, store, info.namespace, info.name)
+            if info.verb == "update":
+                return await handlers.update(request, store, info.namespace, info.name, mode)
+            if info.verb == "patch":
+                return await handlers.patch(request, store, info.namespace, info.name, mode)
+            raise errors.method_not_allowed(f"{request.method} is not supported on {sub}")
+        if sub == "scale" and strategy.scale is not None:
+            return await self._scale(request, info, store)
+        if strategy.group == "" and strategy.plural == "pods" and sub == "binding" and info.verb == "create":
+            return await self._bind(request, info, store)
+        if strategy.group == "" and strategy.plural == "pods" and sub == "eviction" and info.verb == "create":
+            return await self._evict(request, info, store)
+        raise errors.StatusError(404, "NotFound", "the server could not find the requested resource")
+
+    async def _scale(self, request: ApiRequest, info: RequestInfo, store: ResourceStore) -> ApiResponse:
+        strategy = store.strategy
+        spec = strategy.scale
+        assert spec is not None
+        for _ in range(10):
+            current, revision = await store.read(info.namespace, info.name)
+            scale = scale_of(current, strategy)
+            if info.verb == "get":
+                return json_response(scale)
+            if info.verb == "update":
+                wanted = decode_object(request.body, request.headers.get("Content-Type"))
+            elif info.verb == "patch":
+                patch_type, patch = decode_patch(request.body, request.headers.get("Content-Type"))
+                if patch_type.name == "JSON":
+                    wanted = jsonpatch.apply_patch(copy.deepcopy(scale), patch)
+                else:
+                    wanted = mergepatch.apply_merge_patch(copy.deepcopy(scale), patch)
+            else:
+                raise errors.method_not_allowed(f"{request.method} is not supported on scale")
+            wanted_rv = (wanted.get("metadata") or {}).get("resourceVersion")
+            if wanted_rv and wanted_rv != str(revision):
+                raise errors.conflict(strategy.plural, strategy.group, info.name)
+            replicas = (wanted.get("spec") or {}).get("replicas", 0)
+            if not isinstance(replicas, int) or isinstance(replicas, bool) or replicas < 0:
+                raise errors.invalid("Scale", "autoscaling", info.name, [
+                    errors.invalid_value("spec.replicas", replicas, "must be greater than or equal to 0")])
+            new = copy.deepcopy(current)
+            _set_path(new, spec.spec_replicas, replicas)
+            try:
+                result, _ = await self.handlers.update_object(
+                    request, store, new, current, revision,
+                    manager=request.param("fieldManager") or "kubectl", subresource="scale", dry_run=False)
+            except RevisionMismatch:
+                if wanted_rv:
+                    raise errors.conflict(strategy.plural, strategy.group, info.name) from None
+                continue
+            return json_response(scale_of(result, strategy))
+        raise errors.conflict(strategy.plural, strategy.group, info.name)
+
+    async def _bind(self, request: ApiRequest, info: RequestInfo, store: ResourceStore) -> ApiResponse:
+        binding = decode_object(request.body, request.headers.get("Content-Type"))
+        for _ in range(10):
+            current, revision = await store.read(info.namespace, info.name)
+            new = pod_kind.bind_pod(copy.deepcopy(current), binding)
+            try:
+                await self.handlers.update_object(request, store, new, current, revision,
+                                                  manager=request.param("fieldManager") or "kube-scheduler",
+                                                  subresource="status", dry_run=False)
+            except RevisionMismatch:
+                continue
+            return json_response(success_status(), 201)
+        raise errors.conflict("pods", "", info.name)
+
+    async def _evict(self, request: ApiRequest, info: RequestInfo, store: ResourceStore) -> ApiResponse:
+        eviction = decode_object(request.body, request.headers.get("Content-Type"))
+        options = eviction.get("deleteOptions") or {}
+        await self.handlers.delete_object(store, info.namespace, info.name, options, dry_run=False)
+        return json_response(success_status(), 201)
+
+
+def scale_of(obj: Object, strategy: Strategy) -> Object:
+    """The autoscaling/v1 Scale view of a scalable object."""
+    spec = strategy.scale
+    assert spec is not None
+    meta = obj.get("metadata") or {}
+    selector: Any = _get_path(obj, spec.selector)
+    if not spec.selector_is_string:
+        selector = str(label_selector_from_object(selector)) if selector else ""
+    status: dict[str, Any] = {"replicas": _get_path(obj, spec.status_replicas) or 0}
+    if selector:
+        status["selector"] = selector
+    return {
+        "kind": "Scale",
+        "apiVersion": "autoscaling/v1",
+        "metadata": {k: meta[k] for k in ("name", "namespace", "uid", "resourceVersion", "creationTimestamp") if k in meta},
+        "spec": {"replicas": _get_path(obj, spec.spec_replicas) or 0},
+        "status": status,
+    }
+
+
+def _get_path(obj: Any, path: tuple[str, ...]) -> Any:
+    for part in path:
+        if not isinstance(obj, dict):
+            return None
+        obj = obj.get(part)
+    return obj
+
+
+def _set_path(obj: Object, path: tuple[str, ...], value: Any) -> None:
+    for part in path[:-1]:
+        obj = obj.setdefault(part, {})
+    obj[path[-1]] = value
+
+
+__all__ = ["ApiServer", "ApiServerConfig", "now_rfc3339"]

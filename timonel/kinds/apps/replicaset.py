@@ -1,0 +1,191 @@
+"""apps/v1 ReplicaSet: defaults, validation and table as kube-apiserver 1.32 has them."""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+from timonel.api.errors import FieldError, invalid_value, required
+from timonel.api.objects import Object
+from timonel.kinds.apps.deployment import validate_selector_unchanged
+from timonel.kinds.apps.intstr import validate_nonnegative
+from timonel.kinds.apps.selector import (
+    convert_selector,
+    format_label_selector,
+    go_label_selector,
+    validate_label_selector,
+)
+from timonel.kinds.apps.workload import (
+    CONTAINERS_COLUMN,
+    IMAGES_COLUMN,
+    container_cells,
+    default_template,
+    int_field,
+    pod_name_warning,
+    spec_of,
+    status_of,
+    validate_template_for_replicas,
+)
+from timonel.kinds.base import AGE_COLUMN, NAME_COLUMN, Column, ScaleSpec, Strategy
+from timonel.kinds.printing import creation_age
+
+
+def default_replica_set(obj: Object) -> None:
+    spec = spec_of(obj)
+    if spec.get("replicas") is None:
+        spec["replicas"] = 1
+    if not isinstance(spec.get("template"), dict):
+        spec["template"] = {}
+    default_template(spec["template"])
+    status = obj.get("status")
+    if isinstance(status, dict) and status.get("replicas") is None:
+        status["replicas"] = 0
+
+
+def validate_replica_set_spec(spec: Any) -> list[FieldError]:
+    """ValidateReplicaSetSpec, with field paths under `spec`."""
+    spec = spec if isinstance(spec, dict) else {}
+    errors = validate_nonnegative(spec.get("replicas"), "spec.replicas")
+    errors += validate_nonnegative(spec.get("minReadySeconds"), "spec.minReadySeconds")
+    selector = spec.get("selector")
+    if selector is None:
+        errors.append(required("spec.selector"))
+    else:
+        errors += validate_label_selector(selector, "spec.selector")
+        if isinstance(selector, dict) and not (
+            selector.get("matchLabels") or selector.get("matchExpressions")
+        ):
+            # kube-apiserver words it this way for ReplicaSets too.
+            errors.append(
+                invalid_value(
+                    "spec.selector",
+                    go_label_selector(selector),
+                    "empty selector is invalid for deployment",
+                )
+            )
+    if convert_selector(selector) is None:
+        errors.append(
+            invalid_value("spec.selector", go_label_selector(selector), "invalid label selector")
+        )
+    else:
+        errors += validate_template_for_replicas(
+            spec.get("template"), selector, "spec.template", "ReplicaSet"
+        )
+    return errors
+
+
+def validate_replica_set_status(status: Any) -> list[FieldError]:
+    status = status if isinstance(status, dict) else {}
+    errors: list[FieldError] = []
+    for name in (
+        "replicas",
+        "fullyLabeledReplicas",
+        "readyReplicas",
+        "availableReplicas",
+        "observedGeneration",
+    ):
+        errors += validate_nonnegative(status.get(name), f"status.{name}")
+    replicas = int_field(status, "replicas")
+    for name in ("fullyLabeledReplicas", "readyReplicas", "availableReplicas"):
+        if int_field(status, name) > replicas:
+            errors.append(
+                invalid_value(
+                    f"status.{name}", status[name], "cannot be greater than status.replicas"
+                )
+            )
+    if int_field(status, "availableReplicas") > int_field(status, "readyReplicas"):
+        errors.append(
+            invalid_value(
+                "status.availableReplicas",
+                status["availableReplicas"],
+                "cannot be greater than readyReplicas",
+            )
+        )
+    return errors
+
+
+class ReplicaSetStrategy(Strategy):
+    group: ClassVar[str] = "apps"
+    version: ClassVar[str] = "v1"
+    kind: ClassVar[str] = "ReplicaSet"
+    plural: ClassVar[str] = "replicasets"
+    singular: ClassVar[str] = "replicaset"
+    short_names: ClassVar[tuple[str, ...]] = ("rs",)
+    categories: ClassVar[tuple[str, ...]] = ("all",)
+    has_status: ClassVar[bool] = True
+    scale: ClassVar[ScaleSpec | None] = ScaleSpec()
+    tracks_generation: ClassVar[bool] = True
+    field_labels: ClassVar[tuple[str, ...]] = ("status.replicas",)
+    columns: ClassVar[tuple[Column, ...]] = (
+        NAME_COLUMN,
+        Column(
+            "Desired",
+            type="integer",
+            description="Replicas is the number of desired replicas. This is a pointer to "
+            "distinguish between explicit zero and unspecified. Defaults to 1. More info: "
+            "https://kubernetes.io/docs/concepts/workloads/controllers/replicationcontroller/"
+            "#what-is-a-replicationcontroller",
+        ),
+        Column(
+            "Current",
+            type="integer",
+            description="Replicas is the most recently observed number of replicas. More info: "
+            "https://kubernetes.io/docs/concepts/workloads/controllers/replicationcontroller/"
+            "#what-is-a-replicationcontroller",
+        ),
+        Column(
+            "Ready",
+            type="integer",
+            description="The number of ready replicas for this replica set.",
+        ),
+        AGE_COLUMN,
+        CONTAINERS_COLUMN,
+        IMAGES_COLUMN,
+        Column(
+            "Selector",
+            priority=1,
+            description="Selector is a label query over pods that should match the replica "
+            "count. If the selector is empty, it is defaulted to the labels present on the pod "
+            "template. Label keys and values that must match in order to be controlled by this "
+            "replica set. More info: https://kubernetes.io/docs/concepts/overview/"
+            "working-with-objects/labels/#label-selectors",
+        ),
+    )
+
+    def default(self, obj: Object) -> None:
+        default_replica_set(obj)
+
+    def prepare_for_create(self, obj: Object) -> None:
+        super().prepare_for_create(obj)
+        obj["status"] = {"replicas": 0}
+
+    def validate(self, obj: Object) -> list[FieldError]:
+        return validate_replica_set_spec(obj.get("spec"))
+
+    def validate_update(self, new: Object, old: Object) -> list[FieldError]:
+        return self.validate(new) + validate_selector_unchanged(new, old)
+
+    def validate_status_update(self, new: Object, old: Object) -> list[FieldError]:
+        return validate_replica_set_status(new.get("status"))
+
+    def warnings(self, obj: Object) -> list[str]:
+        return pod_name_warning(obj)
+
+    def table_row(self, obj: Object) -> list[Any]:
+        spec = obj.get("spec") or {}
+        status = status_of(obj)
+        names, images = container_cells(spec.get("template"))
+        return [
+            (obj.get("metadata") or {}).get("name", ""),
+            int_field(spec, "replicas"),
+            int_field(status, "replicas"),
+            int_field(status, "readyReplicas"),
+            creation_age(obj),
+            names,
+            images,
+            format_label_selector(spec.get("selector")),
+        ]
+
+    def selectable_fields(self, obj: Object) -> dict[str, str]:
+        fields = super().selectable_fields(obj)
+        fields["status.replicas"] = str(int_field(status_of(obj), "replicas"))
+        return fields

@@ -1,0 +1,664 @@
+"""Field ownership (`metadata.managedFields`) and server-side apply, as kube-apiserver keeps them.
+
+Every write records who changed what:
+
+    record_update(live, new, ...)   a create, update or non-apply patch (operation Update):
+                                    the manager gains the fields it added or changed, the
+                                    other managers lose them and anything removed
+    apply(live, config, ...)        a server-side apply (operation Apply): the configuration
+                                    is merged into the live object, fields this manager
+                                    applied before and no longer applies are removed unless
+                                    someone else owns them, and changing a field another
+                                    manager owns is a 409 Conflict unless forced
+
+Field sets follow structured-merge-diff: list-maps are owned per item (`k:{"name":"nginx"}`),
+sets per value (`v:"x"`), atomic lists and maps as a whole. Fields Kubernetes never tracks
+(apiVersion, kind, metadata.name, namespace, uid, resourceVersion, generation,
+creationTimestamp, selfLink, managedFields) are left out, and so are the fields the kind's
+strategy resets (`reset_fields`: status on the main resource of a kind with a status
+subresource, spec on the status subresource).
+
+The caller defaults the object before `record_update` (the update compares defaulted
+objects, so defaults are owned by whoever caused them) and after `apply` (an applier owns
+only what it applied).
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import unicodedata
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Final
+
+from timonel.api.errors import StatusError, bad_request
+from timonel.api.objects import Object, now_rfc3339, parse_rfc3339
+from timonel.patch._gofmt import go_json, go_quote, json_equal
+from timonel.patch.fieldpath import FieldSet, Path, field_element, path_string
+from timonel.patch.typed import (
+    Shape,
+    compare,
+    ensure_named_fields_are_members,
+    merge,
+    remove_items,
+    shape_of,
+    strip_none,
+    to_field_set,
+    validate,
+)
+from timonel.schema.definitions import SchemaNode
+
+LAST_APPLIED_ANNOTATION: Final = "kubectl.kubernetes.io/last-applied-configuration"
+FIELD_MANAGER_MAX_LENGTH: Final = 128
+MAX_UPDATE_MANAGERS: Final = 10
+BEFORE_FIRST_APPLY: Final = "before-first-apply"
+ANCIENT_CHANGES: Final = "ancient-changes"
+# The manager whose apply also keeps the client-side-apply annotation in step.
+_KUBECTL: Final = "kubectl"
+
+# Never part of anyone's field set.
+_STRIPPED: Final = FieldSet.of(
+    (field_element("apiVersion"),),
+    (field_element("kind"),),
+    (field_element("metadata"),),
+    *(
+        (field_element("metadata"), field_element(name))
+        for name in (
+            "name",
+            "namespace",
+            "creationTimestamp",
+            "selfLink",
+            "uid",
+            "clusterName",
+            "generation",
+            "managedFields",
+            "resourceVersion",
+        )
+    ),
+)
+
+
+@dataclass(frozen=True, order=True)
+class ManagerId:
+    """Who owns a field set: appliers are one identity across versions, updaters one per version."""
+
+    manager: str
+    operation: str
+    api_version: str = ""
+    subresource: str = ""
+
+    @classmethod
+    def for_apply(cls, manager: str, subresource: str = "") -> ManagerId:
+        return cls(manager, "Apply", "", subresource)
+
+    @classmethod
+    def for_update(cls, manager: str, api_version: str, subresource: str = "") -> ManagerId:
+        return cls(manager, "Update", api_version, subresource)
+
+    def key(self) -> str:
+        """The identifier kube-apiserver sorts and groups managers by (JSON of the entry)."""
+        parts = [f'"manager":{go_json(self.manager)}'] if self.manager else []
+        parts.append(f'"operation":{go_json(self.operation)}')
+        if self.api_version:
+            parts.append(f'"apiVersion":{go_json(self.api_version)}')
+        if self.subresource:
+            parts.append(f'"subresource":{go_json(self.subresource)}')
+        return "{" + ",".join(parts) + "}"
+
+    def describe(self) -> str:
+        """How a conflict names the manager: `"kubectl-client-side-apply" using apps/v1`."""
+        text = go_quote(self.manager)
+        if self.subresource:
+            text += f" with subresource {go_quote(self.subresource)}"
+        if self.operation == "Update":
+            text += f" using {self.api_version}"
+        return text
+
+
+@dataclass
+class ManagedEntry:
+    fields: FieldSet
+    api_version: str
+    time: str | None = None
+
+    def copy(self) -> ManagedEntry:
+        return ManagedEntry(self.fields.copy(), self.api_version, self.time)
+
+
+Managers = dict[ManagerId, ManagedEntry]
+
+
+# -- public helpers ----------------------------------------------------------------------
+
+
+def manager_name(field_manager: str | None, user_agent: str | None) -> str:
+    """The manager of a write: the fieldManager parameter, else the User-Agent up to its
+    first `/` (`kubectl`, `python-requests`, `Go-http-client`), printable, 128 bytes at most."""
+    if field_manager:
+        return field_manager
+    prefix = (user_agent or "").split("/", 1)[0]
+    out: list[str] = []
+    size = 0
+    for char in prefix:
+        if not _printable(char):
+            continue
+        width = len(char.encode())
+        if size + width > FIELD_MANAGER_MAX_LENGTH:
+            break
+        out.append(char)
+        size += width
+    return "".join(out)
+
+
+def _printable(char: str) -> bool:
+    """Go's unicode.IsPrint: letters, marks, numbers, punctuation, symbols and ASCII space."""
+    if char == " ":
+        return True
+    return unicodedata.category(char)[0] in "LMNPS"
+
+
+def reset_fields_for(*, has_status: bool, subresource: str = "") -> tuple[tuple[str, ...], ...]:
+    """The fields a kind's strategy resets on a write, as dotted paths split into tuples:
+    status through the main endpoint of a kind with a status subresource, spec through status."""
+    if subresource == "status":
+        return (("spec",),)
+    if has_status and not subresource:
+        return (("status",),)
+    return ()
+
+
+def fields_v1(
+    obj: Object, schema: SchemaNode | None, *, reset_fields: Iterable[tuple[str, ...]] = ()
+) -> dict[str, Any]:
+    """The FieldsV1 trie of the fields `obj` sets, as an Apply entry records them."""
+    value = _without_managed_fields(obj)
+    fields = to_field_set(value, shape_of(schema))
+    return _owned(fields, _reset_set(reset_fields)).to_fields_v1()
+
+
+def decode_managed_fields(entries: Any) -> Managers:
+    """Parse `metadata.managedFields`; raises ValueError worded as kube-apiserver words it."""
+    managers: Managers = {}
+    if entries is None:
+        return managers
+    if not isinstance(entries, list):
+        raise ValueError("managedFields must be a list")
+    for index, entry in enumerate(entries):
+        if not isinstance(entry, dict):
+            raise ValueError(f"managed fields entry {index} must be an object")
+        operation = entry.get("operation")
+        if operation not in ("Apply", "Update"):
+            raise ValueError("operation must be `Apply` or `Update`")
+        api_version = entry.get("apiVersion") or ""
+        if not api_version:
+            raise ValueError("apiVersion must not be empty")
+        fields_type = entry.get("fieldsType") or ""
+        if fields_type == "":
+            raise ValueError(f"missing fieldsType in managed fields entry {index}")
+        if fields_type != "FieldsV1":
+            raise ValueError(
+                f"invalid fieldsType {go_quote(str(fields_type))} in managed fields entry {index}"
+            )
+        manager = str(entry.get("manager") or "")
+        subresource = str(entry.get("subresource") or "")
+        if operation == "Apply":
+            identity = ManagerId.for_apply(manager, subresource)
+        else:
+            identity = ManagerId.for_update(manager, str(api_version), subresource)
+        try:
+            fields = FieldSet.from_fields_v1(entry.get("fieldsV1") or {})
+        except (ValueError, json.JSONDecodeError) as error:
+            raise ValueError(
+                f"error decoding versioned set from {go_json(entry)}: {error}"
+            ) from error
+        time = entry.get("time")
+        managers[identity] = ManagedEntry(fields, str(api_version), _normalize_time(time))
+    return managers
+
+
+def encode_managed_fields(managers: Mapping[ManagerId, ManagedEntry]) -> list[dict[str, Any]]:
+    """`metadata.managedFields`, sorted as kube-apiserver sorts them: Apply before Update,
+    then oldest first, then by manager, version and subresource."""
+    entries: list[tuple[tuple[Any, ...], dict[str, Any]]] = []
+    for identity, entry in managers.items():
+        encoded: dict[str, Any] = {}
+        if identity.manager:
+            encoded["manager"] = identity.manager
+        encoded["operation"] = identity.operation
+        encoded["apiVersion"] = entry.api_version
+        if entry.time:
+            encoded["time"] = entry.time
+        encoded["fieldsType"] = "FieldsV1"
+        encoded["fieldsV1"] = entry.fields.to_fields_v1()
+        if identity.subresource:
+            encoded["subresource"] = identity.subresource
+        order = (
+            identity.operation,
+            _seconds(entry.time),
+            identity.manager,
+            entry.api_version,
+            identity.subresource,
+        )
+        entries.append((order, encoded))
+    entries.sort(key=lambda pair: pair[0])
+    return [encoded for _, encoded in entries]
+
+
+# -- Update ------------------------------------------------------------------------------
+
+
+def record_update(
+    live: Object | None,
+    new: Object,
+    *,
+    manager: str,
+    api_version: str,
+    schema: SchemaNode | None,
+    subresource: str = "",
+    reset_fields: Iterable[tuple[str, ...]] = (),
+    now: str | None = None,
+) -> None:
+    """Set `new`'s managedFields after a non-apply write of `live` (None on create).
+
+    The managed fields to start from are the ones the request carries, or the live ones
+    when it carries none (a request through a subresource always starts from the live ones;
+    `managedFields: []` clears them). An existing object without managed fields stays
+    untracked, as in kube-apiserver.
+    """
+    new_meta = new.get("metadata")
+    if not isinstance(new_meta, dict):
+        new_meta = new["metadata"] = {}
+    live_meta = (live or {}).get("metadata") or {}
+    live_managers = _decode_or_empty(live_meta.get("managedFields"))
+    if subresource:
+        managers = live_managers
+    else:
+        requested = new_meta.get("managedFields")
+        if isinstance(requested, list) and (not requested or requested == [{}]):
+            managers = {}
+        else:
+            managers = _decode_or_empty(requested)
+            if not managers:
+                managers = live_managers
+    new_meta.pop("managedFields", None)
+    creating = live is None or not live_meta.get("uid")
+    if not managers and not creating:
+        return
+    shape = shape_of(schema)
+    updated = _update(
+        _without_managed_fields(live) if live is not None else {},
+        new,
+        managers,
+        ManagerId.for_update(manager, api_version, subresource),
+        shape,
+        _reset_set(reset_fields),
+        now or now_rfc3339(),
+    )
+    _cap_update_managers(updated)
+    if updated:
+        new_meta["managedFields"] = encode_managed_fields(updated)
+
+
+def _update(
+    live: Any,
+    new: Any,
+    managers: Managers,
+    identity: ManagerId,
+    shape: Shape,
+    reset: FieldSet,
+    now: str,
+) -> Managers:
+    """structured-merge-diff's Update under kube-apiserver's wrappers: the changes are
+    computed as a throwaway manager, taken from everyone else, then given to `identity`."""
+    comparison = compare(live, new, shape).exclude(reset)
+    result: Managers = {}
+    changed = comparison.modified.union(comparison.added)
+    for other, entry in managers.items():
+        remaining = entry.fields.difference(entry.fields.intersection(changed)).difference(
+            comparison.removed
+        )
+        if not remaining.empty():
+            result[other] = ManagedEntry(remaining, entry.api_version, entry.time)
+    gained = _owned(changed.recursive_difference(reset), FieldSet())
+    if not gained.empty():
+        previous = result.get(identity)
+        fields = gained if previous is None else gained.union(previous.fields)
+        result[identity] = ManagedEntry(fields, identity.api_version, now)
+    return result
+
+
+def _cap_update_managers(managers: Managers) -> None:
+    """Keep at most ten Update entries by folding the oldest into `ancient-changes`."""
+    updaters = [identity for identity in managers if identity.operation == "Update"]
+    if len(updaters) <= MAX_UPDATE_MANAGERS:
+        return
+    updaters.sort(key=lambda identity: (_seconds(managers[identity].time), identity.key()))
+    first_by_version: dict[str, ManagerId] = {}
+    count = len(updaters)
+    for identity in updaters:
+        if count <= MAX_UPDATE_MANAGERS:
+            break
+        entry = managers[identity]
+        version = entry.api_version
+        bucket = ManagerId.for_update(ANCIENT_CHANGES, version)
+        first = first_by_version.get(version)
+        if first is None or identity == bucket:
+            first_by_version.setdefault(version, identity)
+            continue
+        if bucket not in managers:
+            managers[bucket] = managers.pop(first)
+        merged = entry.fields.union(managers[bucket].fields)
+        managers[bucket] = ManagedEntry(merged, version, entry.time)
+        del managers[identity]
+        count -= 1
+
+
+# -- Apply -------------------------------------------------------------------------------
+
+
+class _Conflicts(Exception):
+    def __init__(self, conflicts: list[tuple[ManagerId, Path]]) -> None:
+        super().__init__(f"{len(conflicts)} conflicts")
+        self.conflicts = conflicts
+
+    def status_error(self) -> StatusError:
+        return conflict_error(self.conflicts)
+
+
+def conflict_error(conflicts: list[tuple[ManagerId, Path]]) -> StatusError:
+    """409 Conflict with one FieldManagerConflict cause per conflicting field."""
+    causes = [
+        {
+            "reason": "FieldManagerConflict",
+            "message": f"conflict with {identity.describe()}",
+            "field": path_string(path),
+        }
+        for identity, path in conflicts
+    ]
+    if len(conflicts) == 1:
+        identity, path = conflicts[0]
+        message = f"Apply failed with 1 conflict: conflict with {identity.describe()}: {path_string(path)}"
+    else:
+        grouped: dict[ManagerId, list[Path]] = {}
+        for identity, path in conflicts:
+            grouped.setdefault(identity, []).append(path)
+        lines: list[str] = []
+        for identity in sorted(grouped, key=ManagerId.key):
+            lines.append(f"conflicts with {identity.describe()}:")
+            lines.extend(f"- {path_string(path)}" for path in grouped[identity])
+        message = f"Apply failed with {len(conflicts)} conflicts: " + "\n".join(lines)
+    return StatusError(409, "Conflict", message, details={"causes": causes})
+
+
+def apply(
+    live: Object | None,
+    config: Object,
+    *,
+    manager: str,
+    force: bool,
+    api_version: str,
+    schema: SchemaNode | None,
+    subresource: str = "",
+    kind: str = "",
+    reset_fields: Iterable[tuple[str, ...]] = (),
+    now: str | None = None,
+) -> Object:
+    """Server-side apply `config` to `live` (None when the object does not exist yet).
+
+    Returns the new object (not yet defaulted) with its managedFields set. `kind`, when
+    given, must match the configuration's kind. Raises StatusError: 400 for a configuration
+    of another type or carrying managedFields, 500 when it does not fit the schema (as
+    kube-apiserver answers), 409 Conflict when it changes fields other managers own.
+    """
+    _check_type(config, api_version, kind)
+    config_meta = config.get("metadata")
+    if isinstance(config_meta, dict) and isinstance(config_meta.get("managedFields"), list):
+        raise bad_request("metadata.managedFields must be nil")
+    shape = shape_of(schema)
+    reset = _reset_set(reset_fields)
+    try:
+        managers = decode_managed_fields(((live or {}).get("metadata") or {}).get("managedFields"))
+    except ValueError as error:
+        raise StatusError(500, "", f"failed to decode managed fields: {error}") from error
+    problems = validate(config, shape)
+    if problems:
+        joined = problems[0] if len(problems) == 1 else "errors:\n  " + "\n  ".join(problems)
+        raise StatusError(
+            500, "", f"failed to create typed patch object ({_describe(config)}): {joined}"
+        )
+    live_value = _without_managed_fields(live) if live is not None else {}
+    config = copy.deepcopy(config)
+    when = now or now_rfc3339()
+    if not managers and live is not None:
+        managers = _update(
+            {},
+            live_value,
+            {},
+            ManagerId.for_update(BEFORE_FIRST_APPLY, api_version, subresource),
+            shape,
+            reset,
+            when,
+        )
+    identity = ManagerId.for_apply(manager, subresource)
+    try:
+        result, updated = _apply_once(
+            live_value, config, managers, identity, api_version, force, shape, reset, when
+        )
+    except _Conflicts as conflicts:
+        if manager != _KUBECTL:
+            raise conflicts.status_error() from None
+        allowed = _allowed_by_last_applied(live_value, api_version, shape)
+        if allowed is None:
+            raise conflicts.status_error() from None
+        remaining = [(who, path) for who, path in conflicts.conflicts if not allowed.has(path)]
+        if remaining:
+            raise conflict_error(remaining) from None
+        result, updated = _apply_once(
+            live_value, config, managers, identity, api_version, True, shape, reset, when
+        )
+    result = copy.deepcopy(result)
+    meta = result.setdefault("metadata", {})
+    if updated:
+        meta["managedFields"] = encode_managed_fields(updated)
+    if manager == _KUBECTL:
+        _keep_last_applied_in_step(result, config)
+    return result
+
+
+def _apply_once(
+    live: Object,
+    config: Object,
+    managers: Managers,
+    identity: ManagerId,
+    api_version: str,
+    force: bool,
+    shape: Shape,
+    reset: FieldSet,
+    now: str,
+) -> tuple[Object, Managers]:
+    merged = merge(live, config, shape)
+    working: Managers = {who: entry.copy() for who, entry in managers.items()}
+    last = working.get(identity)
+    applied = to_field_set(config, shape).recursive_difference(reset)
+    working[identity] = ManagedEntry(applied, api_version, last.time if last else None)
+    pruned = _prune(merged, working, identity, last.fields if last else None, shape)
+    working = _take_ownership(live, pruned, working, identity, force, shape, reset)
+    own = working.get(identity)
+    if own is not None:
+        own.fields = own.fields.difference(_STRIPPED)
+        if own.fields.empty():
+            del working[identity]
+        elif not json_equal(strip_none(live), pruned):
+            own.time = now
+    return pruned, working
+
+
+def _prune(
+    merged: Object, managers: Managers, identity: ManagerId, last: FieldSet | None, shape: Shape
+) -> Object:
+    """Remove what `identity` applied last time and no longer applies, unless owned."""
+    if last is None or last.empty():
+        return merged
+    last_named = ensure_named_fields_are_members(last, shape)
+    pruned = remove_items(merged, last_named, shape)
+    owned = FieldSet()
+    for entry in managers.values():
+        owned = owned.union(entry.fields)
+    merged_set = _named(merged, shape)
+    keep = _named(pruned, shape).union(ensure_named_fields_are_members(owned, shape))
+    pruned = remove_items(merged, merged_set.difference(keep), shape)
+    dangling = merged_set.difference(_named(pruned, shape)).intersection(last_named)
+    result: Object = remove_items(merged, dangling, shape)
+    return result
+
+
+def _named(value: Any, shape: Shape) -> FieldSet:
+    return ensure_named_fields_are_members(to_field_set(value, shape), shape)
+
+
+def _take_ownership(
+    live: Object,
+    new: Object,
+    managers: Managers,
+    identity: ManagerId,
+    force: bool,
+    shape: Shape,
+    reset: FieldSet,
+) -> Managers:
+    """Fields `identity` changes leave their other owners (or conflict); removed fields leave everyone."""
+    comparison = compare(live, new, shape).exclude(reset)
+    changed = comparison.modified.union(comparison.added)
+    conflicts: list[tuple[ManagerId, Path]] = []
+    taken: dict[ManagerId, FieldSet] = {}
+    for other in sorted(managers, key=ManagerId.key):
+        if other == identity:
+            continue
+        overlap = managers[other].fields.intersection(changed)
+        if not overlap.empty():
+            taken[other] = overlap
+            conflicts.extend((other, path) for path in overlap.paths())
+    if conflicts and not force:
+        raise _Conflicts(conflicts)
+    result: Managers = {}
+    for other, entry in managers.items():
+        fields = entry.fields
+        if other != identity:
+            if other in taken:
+                fields = fields.difference(taken[other])
+            fields = fields.difference(comparison.removed)
+        if not fields.empty():
+            result[other] = ManagedEntry(fields, entry.api_version, entry.time)
+    return result
+
+
+def _allowed_by_last_applied(live: Object, api_version: str, shape: Shape) -> FieldSet | None:
+    """Fields kubectl may take over from client-side apply without conflict: those its
+    last-applied annotation sets to the values the object still has."""
+    annotations = (live.get("metadata") or {}).get("annotations") or {}
+    text = annotations.get(LAST_APPLIED_ANNOTATION)
+    if not isinstance(text, str) or not text:
+        return None
+    try:
+        last_applied = json.loads(text)
+    except ValueError:
+        return None
+    if not isinstance(last_applied, dict) or last_applied.get("apiVersion") != api_version:
+        return None
+    if validate(last_applied, shape):
+        return None
+    fields = to_field_set(last_applied, shape)
+    changes = compare(last_applied, live, shape)
+    return fields.difference(changes.modified).difference(changes.added).difference(changes.removed)
+
+
+def _keep_last_applied_in_step(result: Object, config: Object) -> None:
+    """After `kubectl apply --server-side`, an object that carries the client-side-apply
+    annotation gets it rewritten to the applied configuration."""
+    annotations = (result.get("metadata") or {}).get("annotations")
+    if not isinstance(annotations, dict) or not annotations.get(LAST_APPLIED_ANNOTATION):
+        return
+    applied = copy.deepcopy(config)
+    applied_meta = applied.get("metadata")
+    if isinstance(applied_meta, dict) and isinstance(applied_meta.get("annotations"), dict):
+        applied_meta["annotations"].pop(LAST_APPLIED_ANNOTATION, None)
+    annotations[LAST_APPLIED_ANNOTATION] = go_json(applied) + "\n"
+
+
+# -- small helpers -----------------------------------------------------------------------
+
+
+def _check_type(config: Object, api_version: str, kind: str) -> None:
+    applied_version = config.get("apiVersion")
+    applied_kind = config.get("kind")
+    if applied_version != api_version or (kind and applied_kind != kind):
+        raise bad_request(f"invalid object type: {_gvk_string(applied_version, applied_kind)}")
+
+
+def _gvk_string(api_version: Any, kind: Any) -> str:
+    version_text = api_version if isinstance(api_version, str) else ""
+    group, _, version = version_text.rpartition("/")
+    if version_text.count("/") > 1:
+        group, version = "", ""
+    return f"{group}/{version}, Kind={kind if isinstance(kind, str) else ''}"
+
+
+def _describe(obj: Object) -> str:
+    """objectGVKNN: `default/nginx; apps/v1, Kind=Deployment`."""
+    meta = obj.get("metadata") if isinstance(obj.get("metadata"), dict) else {}
+    assert isinstance(meta, dict)
+    return (
+        f"{meta.get('namespace') or ''}/{meta.get('name') or ''}; "
+        f"{_gvk_string(obj.get('apiVersion'), obj.get('kind'))}"
+    )
+
+
+def _decode_or_empty(entries: Any) -> Managers:
+    try:
+        return decode_managed_fields(entries)
+    except ValueError:
+        return {}
+
+
+def _without_managed_fields(obj: Object | None) -> Object:
+    if obj is None:
+        return {}
+    meta = obj.get("metadata")
+    if not isinstance(meta, dict) or "managedFields" not in meta:
+        return obj
+    trimmed = dict(obj)
+    trimmed["metadata"] = {k: v for k, v in meta.items() if k != "managedFields"}
+    return trimmed
+
+
+def _reset_set(paths: Iterable[tuple[str, ...]]) -> FieldSet:
+    return FieldSet.of(*(tuple(field_element(part) for part in path) for path in paths))
+
+
+def _owned(fields: FieldSet, reset: FieldSet) -> FieldSet:
+    return fields.recursive_difference(reset).difference(_STRIPPED)
+
+
+def _normalize_time(value: Any) -> str | None:
+    if not isinstance(value, str) or not value:
+        return None
+    try:
+        parsed = parse_rfc3339(value)
+    except ValueError:
+        return value
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=UTC)
+    return parsed.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _seconds(value: str | None) -> int:
+    if not value:
+        return 0
+    try:
+        parsed = parse_rfc3339(value)
+    except ValueError:
+        return 0
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=UTC)
+    return int((parsed - datetime(1970, 1, 1, tzinfo=UTC)).total_seconds())

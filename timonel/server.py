@@ -1,0 +1,193 @@
+"""`timonel server`: the composition root of the control plane.
+
+data dir → certificates and tokens → storage → API server → HTTPS listener → the
+built-in objects every cluster has → kubeconfig. Components started later (controllers,
+scheduler, node agent) reach the cluster only through the API.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import secrets
+import signal
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import orjson
+from multidict import CIMultiDict, MultiDict
+
+from timonel import pki
+from timonel.api.user import SYSTEM_MASTERS, UserInfo
+from timonel.apiserver.authn import Authenticator
+from timonel.apiserver.context import ApiRequest
+from timonel.apiserver.http import HttpsListener
+from timonel.apiserver.server import ApiServer, ApiServerConfig
+from timonel.kinds.registry import builtin_registry
+from timonel.storage.interface import Storage
+
+log = logging.getLogger(__name__)
+
+SYSTEM_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
+
+
+@dataclass
+class ServerOptions:
+    data_dir: Path = Path("/var/lib/timonel")
+    bind_address: str = "0.0.0.0"
+    https_listen_port: int = 6443
+    datastore_endpoint: str = ""
+    write_kubeconfig: Path | None = None
+    cluster_cidr: str = "10.42.0.0/16"
+    service_cidr: str = "10.43.0.0/16"
+    cluster_dns: str = "10.43.0.10"
+    cluster_domain: str = "cluster.local"
+    node_name: str = ""
+    disable_agent: bool = False
+    extra_tokens: dict[str, UserInfo] = field(default_factory=dict)
+
+
+def open_storage(endpoint: str, data_dir: Path) -> Storage:
+    from timonel.storage.sqlite import SQLiteStorage
+
+    if not endpoint:
+        db_dir = data_dir / "server" / "db"
+        db_dir.mkdir(parents=True, exist_ok=True)
+        return SQLiteStorage(str(db_dir / "state.db"))
+    if endpoint.startswith("sqlite://"):
+        path = endpoint.removeprefix("sqlite://")
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        return SQLiteStorage(path)
+    raise SystemExit(f"unsupported datastore endpoint: {endpoint} (supported: sqlite:///path)")
+
+
+class ControlPlane:
+    """A running control plane; `start()` returns once /readyz would answer ok."""
+
+    def __init__(self, options: ServerOptions) -> None:
+        self.options = options
+        self.internal_token = secrets.token_hex(32)
+        self.api: ApiServer | None = None
+        self.listener: HttpsListener | None = None
+        self.storage: Storage | None = None
+        self.kubeconfig_path = options.data_dir / "kubeconfig.yaml"
+
+    @property
+    def url(self) -> str:
+        assert self.listener is not None
+        host = self.options.bind_address
+        if host in ("0.0.0.0", "::", ""):
+            host = "127.0.0.1"
+        return f"https://{host}:{self.listener.port}"
+
+    async def start(self) -> None:
+        options = self.options
+        options.data_dir.mkdir(parents=True, exist_ok=True)
+        service_ip = pki.first_service_ip(options.service_cidr)
+        cluster_pki = pki.ensure_cluster_pki(options.data_dir, hosts=pki.local_hosts(), service_ip=service_ip)
+        join_token = pki.ensure_token(options.data_dir)
+        tokens = {
+            self.internal_token: UserInfo("system:apiserver", (SYSTEM_MASTERS,)),
+            **options.extra_tokens,
+        }
+        authenticator = Authenticator(cluster_pki.ca_cert_pem, tokens, join_token=join_token)
+        self.storage = open_storage(options.datastore_endpoint, options.data_dir)
+        await self.storage.start()
+        self.api = ApiServer(
+            storage=self.storage,
+            registry=builtin_registry(),
+            authenticator=authenticator,
+            config=ApiServerConfig(service_cidr=options.service_cidr,
+                                   advertise_address=pki.primary_address(),
+                                   secure_port=options.https_listen_port),
+        )
+        self.listener = HttpsListener(self.api, host=options.bind_address, port=options.https_listen_port,
+                                      ssl_context=pki.server_ssl_context(cluster_pki))
+        await self.listener.start()
+        await self.api.start()
+        await self._ensure_builtin_objects(service_ip)
+        kubeconfig = pki.kubeconfig_yaml(server_url=self.url, pki=cluster_pki)
+        pki.write_file_atomic(self.kubeconfig_path, kubeconfig)
+        if options.write_kubeconfig:
+            pki.write_file_atomic(options.write_kubeconfig, kubeconfig)
+
+    async def stop(self) -> None:
+        if self.listener is not None:
+            await self.listener.stop()
+        if self.api is not None:
+            await self.api.stop()
+        if self.storage is not None:
+            await self.storage.close()
+
+    async def request(self, method: str, path: str, body: Any = None, *,
+                      content_type: str = "application/json") -> tuple[int, Any]:
+        """A request through the full API path as the API server's own identity."""
+        assert self.api is not None
+        headers = CIMultiDict({"Authorization": f"Bearer {self.internal_token}", "Content-Type": content_type,
+                               "Accept": "application/json", "User-Agent": "timonel-apiserver"})
+        raw = orjson.dumps(body) if body is not None else b""
+        response = await self.api.handle(ApiRequest(method, path, MultiDict(), headers, raw))
+        return response.status, orjson.loads(response.body) if response.body else None
+
+    async def _ensure_builtin_objects(self, service_ip: str) -> None:
+        for name in SYSTEM_NAMESPACES:
+            status, _ = await self.request("GET", f"/api/v1/namespaces/{name}")
+            if status == 404:
+                await self.request("POST", "/api/v1/namespaces",
+                                   {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}})
+        status, _ = await self.request("GET", "/api/v1/namespaces/default/services/kubernetes")
+        if status == 404:
+            await self.request("POST", "/api/v1/namespaces/default/services", {
+                "apiVersion": "v1", "kind": "Service",
+                "metadata": {"name": "kubernetes", "labels": {"component": "apiserver", "provider": "kubernetes"}},
+                "spec": {"clusterIP": service_ip, "ports": [
+                    {"name": "https", "port": 443, "protocol": "TCP", "targetPort": self.options.https_listen_port}]},
+            })
+        assert self.api is not None
+        endpoints = {
+            "apiVersion": "v1", "kind": "Endpoints",
+            "metadata": {"name": "kubernetes", "namespace": "default",
+                         "labels": {"endpointslice.kubernetes.io/skip-mirror": "true"}},
+            "subsets": [{"addresses": [{"ip": self.api.config.advertise_address}],
+                         "ports": [{"name": "https", "port": self.options.https_listen_port, "protocol": "TCP"}]}],
+        }
+        status, current = await self.request("GET", "/api/v1/namespaces/default/endpoints/kubernetes")
+        if status == 404:
+            await self.request("POST", "/api/v1/namespaces/default/endpoints", endpoints)
+        elif current and current.get("subsets") != endpoints["subsets"]:
+            current["subsets"] = endpoints["subsets"]
+            await self.request("PUT", "/api/v1/namespaces/default/endpoints/kubernetes", current)
+
+
+async def serve(options: ServerOptions) -> None:
+    """Run until SIGINT/SIGTERM: start, wait, then shut down gracefully (a second signal
+    forces the exit)."""
+    started = time.perf_counter()
+    plane = ControlPlane(options)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    signals = 0
+
+    def on_signal() -> None:
+        nonlocal signals
+        signals += 1
+        if signals > 1:
+            os._exit(1)
+        stop.set()
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError):
+            loop.add_signal_handler(sig, on_signal)
+    await plane.start()
+    log.info("timonel server ready at %s in %.0f ms; kubeconfig: %s", plane.url,
+             (time.perf_counter() - started) * 1000, plane.kubeconfig_path)
+    if not options.disable_agent:
+        log.warning("the node agent is not part of this build yet; running the control plane only")
+    try:
+        await stop.wait()
+    finally:
+        await asyncio.wait_for(plane.stop(), timeout=10)
