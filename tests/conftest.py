@@ -51,12 +51,23 @@ class RunningServer:
     def kubeconfig(self) -> Path:
         return self.data_dir / "kubeconfig.yaml"
 
-    def kubectl(self, *args: str, input: str | None = None, check: bool = True, timeout: float = 60) -> KubectlResult:
-        command = [KUBECTL, "--kubeconfig", str(self.kubeconfig), "--cache-dir", str(self.cache_dir), *args]
+    def kubectl(
+        self, *args: str, input: str | None = None, check: bool = True, timeout: float = 60
+    ) -> KubectlResult:
+        command = [
+            KUBECTL,
+            "--kubeconfig",
+            str(self.kubeconfig),
+            "--cache-dir",
+            str(self.cache_dir),
+            *args,
+        ]
         done = subprocess.run(command, input=input, capture_output=True, text=True, timeout=timeout)
         result = KubectlResult(done.returncode, done.stdout, done.stderr)
         if check and done.returncode != 0:
-            raise AssertionError(f"kubectl {' '.join(args)} failed ({done.returncode}):\n{done.stderr}\n{done.stdout}")
+            raise AssertionError(
+                f"kubectl {' '.join(args)} failed ({done.returncode}):\n{done.stderr}\n{done.stdout}"
+            )
         return result
 
     def stop(self) -> None:
@@ -69,13 +80,29 @@ class RunningServer:
                 self.process.wait(5)
 
 
-def start_server(data_dir: Path, cache_dir: Path, *extra: str, port: int | None = None) -> RunningServer:
+def start_server(
+    data_dir: Path, cache_dir: Path, *extra: str, port: int | None = None
+) -> RunningServer:
     port = port or free_port()
     log = open(data_dir.parent / f"{data_dir.name}-server.log", "ab")  # noqa: SIM115 - lives with the process
     process = subprocess.Popen(
-        [sys.executable, "-m", "timonel", "server", "--data-dir", str(data_dir), "--bind-address", "127.0.0.1",
-         "--https-listen-port", str(port), "--disable-agent", *extra],
-        stdout=log, stderr=subprocess.STDOUT, cwd=REPO,
+        [
+            sys.executable,
+            "-m",
+            "timonel",
+            "server",
+            "--data-dir",
+            str(data_dir),
+            "--bind-address",
+            "127.0.0.1",
+            "--https-listen-port",
+            str(port),
+            "--disable-agent",
+            *extra,
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        cwd=REPO,
     )
     server = RunningServer(data_dir, port, process, cache_dir)
     deadline = time.monotonic() + 30

@@ -88,7 +88,9 @@ class ControlPlane:
         options = self.options
         options.data_dir.mkdir(parents=True, exist_ok=True)
         service_ip = pki.first_service_ip(options.service_cidr)
-        cluster_pki = pki.ensure_cluster_pki(options.data_dir, hosts=pki.local_hosts(), service_ip=service_ip)
+        cluster_pki = pki.ensure_cluster_pki(
+            options.data_dir, hosts=pki.local_hosts(), service_ip=service_ip
+        )
         join_token = pki.ensure_token(options.data_dir)
         tokens = {
             self.internal_token: UserInfo("system:apiserver", (SYSTEM_MASTERS,)),
@@ -101,12 +103,18 @@ class ControlPlane:
             storage=self.storage,
             registry=builtin_registry(),
             authenticator=authenticator,
-            config=ApiServerConfig(service_cidr=options.service_cidr,
-                                   advertise_address=pki.primary_address(),
-                                   secure_port=options.https_listen_port),
+            config=ApiServerConfig(
+                service_cidr=options.service_cidr,
+                advertise_address=pki.primary_address(),
+                secure_port=options.https_listen_port,
+            ),
         )
-        self.listener = HttpsListener(self.api, host=options.bind_address, port=options.https_listen_port,
-                                      ssl_context=pki.server_ssl_context(cluster_pki))
+        self.listener = HttpsListener(
+            self.api,
+            host=options.bind_address,
+            port=options.https_listen_port,
+            ssl_context=pki.server_ssl_context(cluster_pki),
+        )
         await self.listener.start()
         await self.api.start()
         await self._ensure_builtin_objects(service_ip)
@@ -123,12 +131,19 @@ class ControlPlane:
         if self.storage is not None:
             await self.storage.close()
 
-    async def request(self, method: str, path: str, body: Any = None, *,
-                      content_type: str = "application/json") -> tuple[int, Any]:
+    async def request(
+        self, method: str, path: str, body: Any = None, *, content_type: str = "application/json"
+    ) -> tuple[int, Any]:
         """A request through the full API path as the API server's own identity."""
         assert self.api is not None
-        headers = CIMultiDict({"Authorization": f"Bearer {self.internal_token}", "Content-Type": content_type,
-                               "Accept": "application/json", "User-Agent": "timonel-apiserver"})
+        headers = CIMultiDict(
+            {
+                "Authorization": f"Bearer {self.internal_token}",
+                "Content-Type": content_type,
+                "Accept": "application/json",
+                "User-Agent": "timonel-apiserver",
+            }
+        )
         raw = orjson.dumps(body) if body is not None else b""
         response = await self.api.handle(ApiRequest(method, path, MultiDict(), headers, raw))
         return response.status, orjson.loads(response.body) if response.body else None
@@ -137,25 +152,57 @@ class ControlPlane:
         for name in SYSTEM_NAMESPACES:
             status, _ = await self.request("GET", f"/api/v1/namespaces/{name}")
             if status == 404:
-                await self.request("POST", "/api/v1/namespaces",
-                                   {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}})
+                await self.request(
+                    "POST",
+                    "/api/v1/namespaces",
+                    {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}},
+                )
         status, _ = await self.request("GET", "/api/v1/namespaces/default/services/kubernetes")
         if status == 404:
-            await self.request("POST", "/api/v1/namespaces/default/services", {
-                "apiVersion": "v1", "kind": "Service",
-                "metadata": {"name": "kubernetes", "labels": {"component": "apiserver", "provider": "kubernetes"}},
-                "spec": {"clusterIP": service_ip, "ports": [
-                    {"name": "https", "port": 443, "protocol": "TCP", "targetPort": self.options.https_listen_port}]},
-            })
+            await self.request(
+                "POST",
+                "/api/v1/namespaces/default/services",
+                {
+                    "apiVersion": "v1",
+                    "kind": "Service",
+                    "metadata": {
+                        "name": "kubernetes",
+                        "labels": {"component": "apiserver", "provider": "kubernetes"},
+                    },
+                    "spec": {
+                        "clusterIP": service_ip,
+                        "ports": [
+                            {
+                                "name": "https",
+                                "port": 443,
+                                "protocol": "TCP",
+                                "targetPort": self.options.https_listen_port,
+                            }
+                        ],
+                    },
+                },
+            )
         assert self.api is not None
         endpoints = {
-            "apiVersion": "v1", "kind": "Endpoints",
-            "metadata": {"name": "kubernetes", "namespace": "default",
-                         "labels": {"endpointslice.kubernetes.io/skip-mirror": "true"}},
-            "subsets": [{"addresses": [{"ip": self.api.config.advertise_address}],
-                         "ports": [{"name": "https", "port": self.options.https_listen_port, "protocol": "TCP"}]}],
+            "apiVersion": "v1",
+            "kind": "Endpoints",
+            "metadata": {
+                "name": "kubernetes",
+                "namespace": "default",
+                "labels": {"endpointslice.kubernetes.io/skip-mirror": "true"},
+            },
+            "subsets": [
+                {
+                    "addresses": [{"ip": self.api.config.advertise_address}],
+                    "ports": [
+                        {"name": "https", "port": self.options.https_listen_port, "protocol": "TCP"}
+                    ],
+                }
+            ],
         }
-        status, current = await self.request("GET", "/api/v1/namespaces/default/endpoints/kubernetes")
+        status, current = await self.request(
+            "GET", "/api/v1/namespaces/default/endpoints/kubernetes"
+        )
         if status == 404:
             await self.request("POST", "/api/v1/namespaces/default/endpoints", endpoints)
         elif current and current.get("subsets") != endpoints["subsets"]:
@@ -183,8 +230,12 @@ async def serve(options: ServerOptions) -> None:
         with contextlib.suppress(NotImplementedError):
             loop.add_signal_handler(sig, on_signal)
     await plane.start()
-    log.info("timonel server ready at %s in %.0f ms; kubeconfig: %s", plane.url,
-             (time.perf_counter() - started) * 1000, plane.kubeconfig_path)
+    log.info(
+        "timonel server ready at %s in %.0f ms; kubeconfig: %s",
+        plane.url,
+        (time.perf_counter() - started) * 1000,
+        plane.kubeconfig_path,
+    )
     if not options.disable_agent:
         log.warning("the node agent is not part of this build yet; running the control plane only")
     try:

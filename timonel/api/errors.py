@@ -11,8 +11,8 @@ A `FieldError` names one bad field; `invalid()` turns a list of them into a 422 
 
 from __future__ import annotations
 
-import json
 import dataclasses
+import json
 from dataclasses import dataclass
 from enum import Enum
 from typing import Any
@@ -76,9 +76,18 @@ class FieldError:
     def body(self) -> str:
         """The message without the field path: `Invalid value: "x": detail`."""
         text = self.type.wording
-        if self.type in (ErrorType.INVALID, ErrorType.NOT_SUPPORTED, ErrorType.DUPLICATE,
-                         ErrorType.TYPE_INVALID, ErrorType.NOT_FOUND,
-                         ErrorType.TOO_MANY) and self.value is not _NO_VALUE:
+        if (
+            self.type
+            in (
+                ErrorType.INVALID,
+                ErrorType.NOT_SUPPORTED,
+                ErrorType.DUPLICATE,
+                ErrorType.TYPE_INVALID,
+                ErrorType.NOT_FOUND,
+                ErrorType.TOO_MANY,
+            )
+            and self.value is not _NO_VALUE
+        ):
             text += ": " + _render_value(self.value)
         if self.detail:
             text += ": " + self.detail
@@ -165,14 +174,18 @@ def _details(resource: str, group: str, name: str) -> dict[str, Any]:
 
 def not_found(resource: str, group: str, name: str) -> StatusError:
     return StatusError(
-        404, "NotFound", f'{qualified_resource(resource, group)} "{name}" not found',
+        404,
+        "NotFound",
+        f'{qualified_resource(resource, group)} "{name}" not found',
         details=_details(resource, group, name),
     )
 
 
 def already_exists(resource: str, group: str, name: str) -> StatusError:
     return StatusError(
-        409, "AlreadyExists", f'{qualified_resource(resource, group)} "{name}" already exists',
+        409,
+        "AlreadyExists",
+        f'{qualified_resource(resource, group)} "{name}" already exists',
         details=_details(resource, group, name),
     )
 
@@ -182,7 +195,8 @@ def conflict(resource: str, group: str, name: str, why: str | None = None) -> St
         "the object has been modified; please apply your changes to the latest version and try again"
     )
     return StatusError(
-        409, "Conflict",
+        409,
+        "Conflict",
         f'Operation cannot be fulfilled on {qualified_resource(resource, group)} "{name}": {why}',
         details=_details(resource, group, name),
     )
@@ -190,11 +204,17 @@ def conflict(resource: str, group: str, name: str, why: str | None = None) -> St
 
 def invalid(kind: str, group: str, name: str, errors: list[FieldError]) -> StatusError:
     qualified_kind = f"{kind}.{group}" if group else kind
-    joined = errors[0].message() if len(errors) == 1 else "[" + ", ".join(e.message() for e in errors) + "]"
+    joined = (
+        errors[0].message()
+        if len(errors) == 1
+        else "[" + ", ".join(e.message() for e in errors) + "]"
+    )
     details: dict[str, Any] = {"name": name, "kind": kind, "causes": [e.cause() for e in errors]}
     if group:
         details["group"] = group
-    return StatusError(422, "Invalid", f'{qualified_kind} "{name}" is invalid: {joined}', details=details)
+    return StatusError(
+        422, "Invalid", f'{qualified_kind} "{name}" is invalid: {joined}', details=details
+    )
 
 
 def bad_request(message: str) -> StatusError:
@@ -210,15 +230,25 @@ def method_not_allowed(message: str) -> StatusError:
 
 
 def unsupported_media_type(content_type: str) -> StatusError:
-    return StatusError(415, "UnsupportedMediaType", f'the body of the request was in an unknown format - accepted media types include: application/json, application/yaml, application/vnd.kubernetes.protobuf (got "{content_type}")')
+    return StatusError(
+        415,
+        "UnsupportedMediaType",
+        f'the body of the request was in an unknown format - accepted media types include: application/json, application/yaml, application/vnd.kubernetes.protobuf (got "{content_type}")',
+    )
 
 
 def not_acceptable(accept: str) -> StatusError:
-    return StatusError(406, "NotAcceptable", f"only the following media types are accepted: application/json, application/yaml (got {accept!r})")
+    return StatusError(
+        406,
+        "NotAcceptable",
+        f"only the following media types are accepted: application/json, application/yaml (got {accept!r})",
+    )
 
 
 def request_entity_too_large(limit: int) -> StatusError:
-    return StatusError(413, "RequestEntityTooLarge", f"the request body exceeds the limit of {limit} bytes")
+    return StatusError(
+        413, "RequestEntityTooLarge", f"the request body exceeds the limit of {limit} bytes"
+    )
 
 
 def unauthorized() -> StatusError:

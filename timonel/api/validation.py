@@ -216,15 +216,23 @@ def validate_label_selector(
         values = requirement.get("values") or []
         if operator in ("In", "NotIn"):
             if not values:
-                errors.append(required(
-                    f"{req_path}.values", "must be specified when `operator` is 'In' or 'NotIn'"))
+                errors.append(
+                    required(
+                        f"{req_path}.values", "must be specified when `operator` is 'In' or 'NotIn'"
+                    )
+                )
         elif operator in ("Exists", "DoesNotExist"):
             if values:
-                errors.append(forbidden(
-                    f"{req_path}.values",
-                    "may not be specified when `operator` is 'Exists' or 'DoesNotExist'"))
+                errors.append(
+                    forbidden(
+                        f"{req_path}.values",
+                        "may not be specified when `operator` is 'Exists' or 'DoesNotExist'",
+                    )
+                )
         else:
-            errors.append(invalid_value(f"{req_path}.operator", operator, "not a valid selector operator"))
+            errors.append(
+                invalid_value(f"{req_path}.operator", operator, "not a valid selector operator")
+            )
         errors.extend(validate_label_name(str(requirement.get("key", "")), f"{req_path}.key"))
         if not allow_invalid_label_value:
             for j, value in enumerate(values):

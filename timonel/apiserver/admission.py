@@ -44,7 +44,9 @@ async def release_create(api: ApiServer, strategy: Strategy, obj: Object) -> Non
         await _release_service(api, obj, keep=None)
 
 
-async def admit_update(api: ApiServer, strategy: Strategy, new: Object, old: Object, *, dry_run: bool) -> None:
+async def admit_update(
+    api: ApiServer, strategy: Strategy, new: Object, old: Object, *, dry_run: bool
+) -> None:
     if _is(strategy, "", "Service") and not dry_run:
         await _allocate_service(api, new, old)
         await _release_service(api, old, keep=new)
@@ -54,7 +56,9 @@ async def admit_delete(api: ApiServer, strategy: Strategy, obj: Object) -> None:
     if _is(strategy, "", "Namespace"):
         name = (obj.get("metadata") or {}).get("name", "")
         if name in IMMORTAL_NAMESPACES:
-            raise errors.forbidden_request(f'namespaces "{name}" is forbidden: this namespace may not be deleted')
+            raise errors.forbidden_request(
+                f'namespaces "{name}" is forbidden: this namespace may not be deleted'
+            )
 
 
 async def after_delete(api: ApiServer, strategy: Strategy, obj: Object) -> None:
@@ -66,21 +70,34 @@ def validate_meta_update(new: Object, old: Object) -> list[FieldError]:
     return []
 
 
-async def _check_namespace_open(api: ApiServer, namespace: str, strategy: Strategy, name: str) -> None:
+async def _check_namespace_open(
+    api: ApiServer, namespace: str, strategy: Strategy, name: str
+) -> None:
     if not namespace:
         return
     ns = await api.get_object("", "namespaces", "", namespace)
     if ns is None:
         raise errors.not_found("namespaces", "", namespace)
-    if (ns.get("status") or {}).get("phase") == "Terminating" or (ns.get("metadata") or {}).get("deletionTimestamp"):
+    if (ns.get("status") or {}).get("phase") == "Terminating" or (ns.get("metadata") or {}).get(
+        "deletionTimestamp"
+    ):
         raise errors.StatusError(
-            403, "Forbidden",
+            403,
+            "Forbidden",
             f'{strategy.plural}{"." + strategy.group if strategy.group else ""} "{name}" is forbidden: '
             f"unable to create new content in namespace {namespace} because it is being terminated",
-            details={"name": name, "kind": strategy.plural, "group": strategy.group or None,
-                     "causes": [{"reason": "NamespaceTerminating",
-                                 "message": f"namespace {namespace} is being terminated",
-                                 "field": "metadata.namespace"}]},
+            details={
+                "name": name,
+                "kind": strategy.plural,
+                "group": strategy.group or None,
+                "causes": [
+                    {
+                        "reason": "NamespaceTerminating",
+                        "message": f"namespace {namespace} is being terminated",
+                        "field": "metadata.namespace",
+                    }
+                ],
+            },
         )
 
 
@@ -105,19 +122,31 @@ async def _allocate_service(api: ApiServer, service: Object, old: Object | None)
     spec: dict[str, Any] = service.setdefault("spec", {})
     old_spec = (old or {}).get("spec") or {}
     allocated_ip = ""
-    if _wants_cluster_ip(service) and not (old and old_spec.get("clusterIP") and old_spec.get("clusterIP") != "None"):
+    if _wants_cluster_ip(service) and not (
+        old and old_spec.get("clusterIP") and old_spec.get("clusterIP") != "None"
+    ):
         requested = spec.get("clusterIP") or ""
         try:
             allocated_ip = await api.service_ips.allocate(requested)
         except OutOfRange:
-            raise _service_invalid(service, invalid_value(
-                "spec.clusterIPs", [requested],
-                f"failed to allocate IP {requested}: the provided IP ({requested}) is not in the valid "
-                f"range. The range of valid IPs is {api.service_ips.network}")) from None
+            raise _service_invalid(
+                service,
+                invalid_value(
+                    "spec.clusterIPs",
+                    [requested],
+                    f"failed to allocate IP {requested}: the provided IP ({requested}) is not in the valid "
+                    f"range. The range of valid IPs is {api.service_ips.network}",
+                ),
+            ) from None
         except AlreadyAllocated:
-            raise _service_invalid(service, invalid_value(
-                "spec.clusterIPs", [requested],
-                f"failed to allocate IP {requested}: provided IP is already allocated")) from None
+            raise _service_invalid(
+                service,
+                invalid_value(
+                    "spec.clusterIPs",
+                    [requested],
+                    f"failed to allocate IP {requested}: provided IP is already allocated",
+                ),
+            ) from None
         except RangeFull:
             raise errors.internal_error("failed to allocate a serviceIP: range is full") from None
         spec["clusterIP"] = allocated_ip
@@ -140,13 +169,24 @@ async def _allocate_service(api: ApiServer, service: Object, old: Object | None)
                 port["nodePort"] = await api.node_ports.allocate(requested_port)
                 taken.append(port["nodePort"])
             except OutOfRange:
-                raise _service_invalid(service, invalid_value(
-                    f"spec.ports[{index}].nodePort", requested_port,
-                    f"provided port is not in the valid range. The range of valid ports is "
-                    f"{api.node_ports.ports.start}-{api.node_ports.ports.stop - 1}")) from None
+                raise _service_invalid(
+                    service,
+                    invalid_value(
+                        f"spec.ports[{index}].nodePort",
+                        requested_port,
+                        f"provided port is not in the valid range. The range of valid ports is "
+                        f"{api.node_ports.ports.start}-{api.node_ports.ports.stop - 1}",
+                    ),
+                ) from None
             except AlreadyAllocated:
-                raise _service_invalid(service, invalid_value(
-                    f"spec.ports[{index}].nodePort", requested_port, "provided port is already allocated")) from None
+                raise _service_invalid(
+                    service,
+                    invalid_value(
+                        f"spec.ports[{index}].nodePort",
+                        requested_port,
+                        "provided port is already allocated",
+                    ),
+                ) from None
     except BaseException:
         for port_number in taken:
             await api.node_ports.release(port_number)

@@ -3,10 +3,11 @@ cluster agrees: an address is taken by creating its key, and a lost race is a Ke
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import random
 
-from timonel.storage.interface import KeyExists, Storage
+from timonel.storage.interface import KeyExists, KeyNotFound, Storage
 
 SERVICE_IP_PREFIX = "/registry/ranges/serviceips/"
 NODE_PORT_PREFIX = "/registry/ranges/servicenodeports/"
@@ -42,14 +43,14 @@ class ServiceIPAllocator:
 
     async def allocate(self, requested: str = "") -> str:
         if requested:
-            address = ipaddress.ip_address(requested)
-            if address not in self.network or not self._first <= int(address) <= self._last:
+            wanted = ipaddress.ip_address(requested)
+            if wanted not in self.network or not self._first <= int(wanted) <= self._last:
                 raise OutOfRange(requested)
             try:
-                await self.storage.create(SERVICE_IP_PREFIX + str(address), b"")
+                await self.storage.create(SERVICE_IP_PREFIX + str(wanted), b"")
             except KeyExists:
                 raise AlreadyAllocated(requested) from None
-            return str(address)
+            return str(wanted)
         # Random start then a linear probe: cheap while the range is sparse, complete
         # when it is nearly full. The first 16 addresses are kept for well-known
         # services (the API at .1, DNS at .10), as kube-apiserver's dynamic range does.
@@ -66,10 +67,8 @@ class ServiceIPAllocator:
         raise RangeFull(str(self.network))
 
     async def release(self, address: str) -> None:
-        try:
+        with contextlib.suppress(KeyNotFound):  # already free: releasing is idempotent
             await self.storage.delete(SERVICE_IP_PREFIX + address)
-        except Exception:  # already free: releasing is idempotent
-            pass
 
 
 class NodePortAllocator:
@@ -97,7 +96,5 @@ class NodePortAllocator:
         raise RangeFull(f"{self.ports.start}-{self.ports.stop - 1}")
 
     async def release(self, port: int) -> None:
-        try:
+        with contextlib.suppress(KeyNotFound):  # already free: releasing is idempotent
             await self.storage.delete(f"{NODE_PORT_PREFIX}{port}")
-        except Exception:  # already free: releasing is idempotent
-            pass

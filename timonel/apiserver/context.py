@@ -11,13 +11,13 @@ from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from multidict import CIMultiDict, CIMultiDictProxy, MultiDict, MultiDictProxy
+from multidict import CIMultiDict, CIMultiDictProxy, MultiMapping
 
 from timonel.api import errors
 from timonel.api.user import UserInfo
 from timonel.apiserver.negotiation import JSON, encode
 
-Query = MultiDict[str] | MultiDictProxy[str]
+Query = MultiMapping[str]
 Headers = CIMultiDict[str] | CIMultiDictProxy[str]
 
 
@@ -47,7 +47,9 @@ class ApiRequest:
         try:
             return int(value)
         except ValueError:
-            raise errors.bad_request(f"invalid value for {name}: {value!r} is not an integer") from None
+            raise errors.bad_request(
+                f"invalid value for {name}: {value!r} is not an integer"
+            ) from None
 
 
 @dataclass
@@ -69,7 +71,12 @@ def status_response(error: errors.StatusError) -> ApiResponse:
 
 
 def success_status(details: dict[str, Any] | None = None) -> dict[str, Any]:
-    status: dict[str, Any] = {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success"}
+    status: dict[str, Any] = {
+        "kind": "Status",
+        "apiVersion": "v1",
+        "metadata": {},
+        "status": "Success",
+    }
     if details:
         status["details"] = details
     return status

@@ -43,21 +43,35 @@ def _subresources(strategy: Strategy) -> list[tuple[str, dict[str, str], list[st
     if strategy.has_status:
         found.append(("status", own, _SUBRESOURCE_VERBS))
     if strategy.scale is not None:
-        found.append(("scale", {"group": "autoscaling", "version": "v1", "kind": "Scale"}, _SUBRESOURCE_VERBS))
+        found.append(
+            (
+                "scale",
+                {"group": "autoscaling", "version": "v1", "kind": "Scale"},
+                _SUBRESOURCE_VERBS,
+            )
+        )
     if strategy.group == "" and strategy.plural == "pods":
         found += [
             ("binding", {"group": "", "version": "v1", "kind": "Binding"}, ["create"]),
             ("eviction", {"group": "policy", "version": "v1", "kind": "Eviction"}, ["create"]),
         ]
     if strategy.group == "" and strategy.plural == "serviceaccounts":
-        found.append(("token", {"group": "authentication.k8s.io", "version": "v1", "kind": "TokenRequest"}, ["create"]))
+        found.append(
+            (
+                "token",
+                {"group": "authentication.k8s.io", "version": "v1", "kind": "TokenRequest"},
+                ["create"],
+            )
+        )
     if strategy.group == "" and strategy.plural == "namespaces":
         found.append(("finalize", own, ["update"]))
     return found
 
 
 def _storage_version_hash(strategy: Strategy) -> str:
-    digest = hashlib.sha256(f"{strategy.group}/{strategy.version}/{strategy.kind}".encode()).digest()
+    digest = hashlib.sha256(
+        f"{strategy.group}/{strategy.version}/{strategy.kind}".encode()
+    ).digest()
     import base64
 
     return base64.b64encode(digest[:8]).decode()
@@ -85,8 +99,11 @@ def resource_list(registry: ResourceRegistry, group: str, version: str) -> dict[
         resources.append(entry)
         for name, kind, verbs in _subresources(strategy):
             sub: dict[str, Any] = {
-                "name": f"{strategy.plural}/{name}", "singularName": "", "namespaced": strategy.namespaced,
-                "kind": kind["kind"], "verbs": verbs,
+                "name": f"{strategy.plural}/{name}",
+                "singularName": "",
+                "namespaced": strategy.namespaced,
+                "kind": kind["kind"],
+                "verbs": verbs,
             }
             if kind["group"] != strategy.group or kind["version"] != strategy.version:
                 sub["group"], sub["version"] = kind["group"], kind["version"]
@@ -94,10 +111,17 @@ def resource_list(registry: ResourceRegistry, group: str, version: str) -> dict[
     if not resources:
         return None
     group_version = f"{group}/{version}" if group else version
-    return {"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": group_version, "resources": resources}
+    return {
+        "kind": "APIResourceList",
+        "apiVersion": "v1",
+        "groupVersion": group_version,
+        "resources": resources,
+    }
 
 
-def _aggregated_group(registry: ResourceRegistry, group: str, versions: list[str]) -> dict[str, Any]:
+def _aggregated_group(
+    registry: ResourceRegistry, group: str, versions: list[str]
+) -> dict[str, Any]:
     version_entries = []
     for version in versions:
         resources = []
@@ -106,7 +130,11 @@ def _aggregated_group(registry: ResourceRegistry, group: str, versions: list[str
                 continue
             entry: dict[str, Any] = {
                 "resource": strategy.plural,
-                "responseKind": {"group": strategy.group, "version": strategy.version, "kind": strategy.kind},
+                "responseKind": {
+                    "group": strategy.group,
+                    "version": strategy.version,
+                    "kind": strategy.kind,
+                },
                 "scope": "Namespaced" if strategy.namespaced else "Cluster",
                 "singularResource": strategy.singular,
                 "verbs": list(strategy.verbs),
@@ -133,14 +161,21 @@ def aggregated(registry: ResourceRegistry, *, core: bool) -> dict[str, Any]:
         for group, versions in groups.items()
         if (group == "") == core
     ]
-    return {"kind": "APIGroupDiscoveryList", "apiVersion": "apidiscovery.k8s.io/v2", "metadata": {}, "items": items}
+    return {
+        "kind": "APIGroupDiscoveryList",
+        "apiVersion": "apidiscovery.k8s.io/v2",
+        "metadata": {},
+        "items": items,
+    }
 
 
 def api_versions(server_address: str) -> dict[str, Any]:
     return {
         "kind": "APIVersions",
         "versions": ["v1"],
-        "serverAddressByClientCIDRs": [{"clientCIDR": "0.0.0.0/0", "serverAddress": server_address}],
+        "serverAddressByClientCIDRs": [
+            {"clientCIDR": "0.0.0.0/0", "serverAddress": server_address}
+        ],
     }
 
 

@@ -103,7 +103,7 @@ def _field_manager(request: ApiRequest, *, required: bool = False) -> str:
         return manager
     if required:
         raise errors.bad_request(
-            "PatchOptions.meta.k8s.io \"\" is invalid: fieldManager: Required value: "
+            'PatchOptions.meta.k8s.io "" is invalid: fieldManager: Required value: '
             "is required for apply patch"
         )
     agent = request.headers.get("User-Agent", "")
@@ -128,7 +128,8 @@ class Selection:
             if strategy.namespaced:
                 supported.add("metadata.namespace")
             parsed_fields = convert_field_labels(
-                parse_field_selector(field_text), supported, generic=not strategy.field_labels)
+                parse_field_selector(field_text), supported, generic=not strategy.field_labels
+            )
             self.fields = None if parsed_fields.empty else parsed_fields
 
     @property
@@ -160,19 +161,28 @@ class ResourceHandlers:
 
     # -- reading ----------------------------------------------------------------------
 
-    async def get(self, request: ApiRequest, store: ResourceStore, namespace: str, name: str) -> ApiResponse:
+    async def get(
+        self, request: ApiRequest, store: ResourceStore, namespace: str, name: str
+    ) -> ApiResponse:
         obj, _ = await store.read(namespace, name)
         return self.object_response(request, store.strategy, obj)
 
-    def object_response(self, request: ApiRequest, strategy: Strategy, obj: Object, status: int = 200) -> ApiResponse:
+    def object_response(
+        self, request: ApiRequest, strategy: Strategy, obj: Object, status: int = 200
+    ) -> ApiResponse:
         if wants_table(request.headers.get("Accept")):
             include = request.param("includeObject", "Metadata")
             rv = (obj.get("metadata") or {}).get("resourceVersion", "")
-            return json_response(table(strategy, [obj], include=include, resource_version=rv),
-                                 status, TABLE_CONTENT_TYPE)
+            return json_response(
+                table(strategy, [obj], include=include, resource_version=rv),
+                status,
+                TABLE_CONTENT_TYPE,
+            )
         return json_response(obj, status)
 
-    async def list(self, request: ApiRequest, store: ResourceStore, namespace: str) -> ApiResponse:
+    async def list_objects(
+        self, request: ApiRequest, store: ResourceStore, namespace: str
+    ) -> ApiResponse:
         strategy = store.strategy
         selection = Selection(strategy, request, namespace)
         predicate = selection.predicate()
@@ -185,9 +195,13 @@ class ResourceHandlers:
         if rv_match and rv_match not in ("NotOlderThan", "Exact"):
             raise errors.bad_request(f'resourceVersionMatch: Unsupported value: "{rv_match}"')
         if rv_match and not rv_param:
-            raise errors.bad_request("resourceVersionMatch is forbidden unless resourceVersion is provided")
+            raise errors.bad_request(
+                "resourceVersionMatch is forbidden unless resourceVersion is provided"
+            )
         if token and rv_param not in ("", "0"):
-            raise errors.bad_request("specifying resource version is not allowed when using continue")
+            raise errors.bad_request(
+                "specifying resource version is not allowed when using continue"
+            )
 
         cache = store.cache
         items: list[Object]
@@ -197,28 +211,41 @@ class ResourceHandlers:
             revision, start_key = _parse_continue(token)
             if revision == cache.revision:
                 items, revision, next_key, remaining = cache.list(
-                    key_prefix=selection.key_prefix, start_key=start_key, limit=limit, predicate=predicate)
+                    key_prefix=selection.key_prefix,
+                    start_key=start_key,
+                    limit=limit,
+                    predicate=predicate,
+                )
             else:
                 items, next_key, remaining = await self._list_from_storage(
-                    store, selection, revision, start_key, limit, predicate)
+                    store, selection, revision, start_key, limit, predicate
+                )
         elif rv_match == "Exact":
             revision = self._parse_rv(rv_param)
             items, next_key, remaining = await self._list_from_storage(
-                store, selection, revision, "", limit, predicate)
+                store, selection, revision, "", limit, predicate
+            )
         else:
             if rv_param in ("", None):
                 await cache.wait_until_fresh(3.0)
             elif rv_param != "0":
                 await cache.wait_for_revision(self._parse_rv(rv_param), 3.0)
             items, revision, next_key, remaining = cache.list(
-                key_prefix=selection.key_prefix, limit=limit, predicate=predicate)
+                key_prefix=selection.key_prefix, limit=limit, predicate=predicate
+            )
         items = [store.to_api(item) for item in items] if strategy.storage_resource else items
         continue_token = _continue_token(revision, next_key) if next_key else ""
         if wants_table(request.headers.get("Accept")):
             include = request.param("includeObject", "Metadata")
             return json_response(
-                table(strategy, items, include=include, resource_version=str(revision),
-                      continue_token=continue_token, remaining=remaining if next_key else None),
+                table(
+                    strategy,
+                    items,
+                    include=include,
+                    resource_version=str(revision),
+                    continue_token=continue_token,
+                    remaining=remaining if next_key else None,
+                ),
                 content_type=TABLE_CONTENT_TYPE,
             )
         metadata: dict[str, Any] = {"resourceVersion": str(revision)}
@@ -226,12 +253,14 @@ class ResourceHandlers:
             metadata["continue"] = continue_token
             if remaining:
                 metadata["remainingItemCount"] = remaining
-        return json_response({
-            "kind": _list_kind(strategy),
-            "apiVersion": strategy.api_version,
-            "metadata": metadata,
-            "items": items,
-        })
+        return json_response(
+            {
+                "kind": _list_kind(strategy),
+                "apiVersion": strategy.api_version,
+                "metadata": metadata,
+                "items": items,
+            }
+        )
 
     @staticmethod
     def _parse_rv(value: str) -> int:
@@ -244,7 +273,12 @@ class ResourceHandlers:
         return revision
 
     async def _list_from_storage(
-        self, store: ResourceStore, selection: Selection, revision: int, start_key: str, limit: int,
+        self,
+        store: ResourceStore,
+        selection: Selection,
+        revision: int,
+        start_key: str,
+        limit: int,
         predicate: Callable[[Object], bool] | None,
     ) -> tuple[list[Object], str | None, int | None]:
         prefix = store.prefix + selection.key_prefix
@@ -253,8 +287,12 @@ class ResourceHandlers:
         next_key: str | None = None
         try:
             while True:
-                batch = await store.storage.list(prefix, revision=revision, start_key=start,
-                                                 limit=max(limit, 100) if limit else 0)
+                batch = await store.storage.list(
+                    prefix,
+                    revision=revision,
+                    start_key=start,
+                    limit=max(limit, 100) if limit else 0,
+                )
                 for kv in batch.items:
                     obj = decode_from_storage(kv)
                     if predicate is None or predicate(obj):
@@ -276,7 +314,9 @@ class ResourceHandlers:
             ) from None
         except FutureRevision as exc:
             raise errors.StatusError(
-                504, "Timeout", f"Too large resource version: {exc.requested}, current: {exc.current}",
+                504,
+                "Timeout",
+                f"Too large resource version: {exc.requested}, current: {exc.current}",
             ) from None
         remaining: int | None = None
         if next_key is not None and predicate is None:
@@ -294,14 +334,17 @@ class ResourceHandlers:
             await store.cache.wait_for_revision(after, 3.0)
         bookmarks = request.flag("allowWatchBookmarks")
         timeout_param = request.int_param("timeoutSeconds")
-        timeout = float(timeout_param) if timeout_param else _WATCH_MIN_TIMEOUT * (1 + random.random())
+        timeout = (
+            float(timeout_param) if timeout_param else _WATCH_MIN_TIMEOUT * (1 + random.random())
+        )
         as_table = wants_table(request.headers.get("Accept"))
         include = request.param("includeObject", "Metadata")
-        try:
-            events = store.cache.watch(
-                after=after, key_prefix=selection.key_prefix, predicate=selection.predicate(),
-                bookmark_interval=_BOOKMARK_INTERVAL if bookmarks else None,
-            )
+        events = store.cache.watch(
+            after=after,
+            key_prefix=selection.key_prefix,
+            predicate=selection.predicate(),
+            bookmark_interval=_BOOKMARK_INTERVAL if bookmarks else None,
+        )
 
         async def stream() -> AsyncIterator[bytes]:
             first_table = True
@@ -320,13 +363,25 @@ class ResourceHandlers:
                         yield self._watch_error(exc)
                         return
                     if event.type == "BOOKMARK":
-                        obj: Any = {"kind": strategy.kind, "apiVersion": strategy.api_version,
-                                    "metadata": {"resourceVersion": str(event.revision)}}
+                        obj: Any = {
+                            "kind": strategy.kind,
+                            "apiVersion": strategy.api_version,
+                            "metadata": {"resourceVersion": str(event.revision)},
+                        }
                     else:
-                        obj = store.to_api(event.object) if strategy.storage_resource else event.object
+                        obj = (
+                            store.to_api(event.object)
+                            if strategy.storage_resource
+                            else event.object
+                        )
                         if as_table:
-                            obj = table(strategy, [obj], include=include,
-                                        resource_version=str(event.revision), with_columns=first_table)
+                            obj = table(
+                                strategy,
+                                [obj],
+                                include=include,
+                                resource_version=str(event.revision),
+                                with_columns=first_table,
+                            )
                             first_table = False
                     yield orjson.dumps({"type": event.type, "object": obj}) + b"\n"
             finally:
@@ -341,8 +396,15 @@ class ResourceHandlers:
 
     # -- writing ----------------------------------------------------------------------
 
-    def _check_fields(self, request: ApiRequest, strategy: Strategy, obj: Object, *,
-                      apply: bool = False, patched: bool = False) -> None:
+    def _check_fields(
+        self,
+        request: ApiRequest,
+        strategy: Strategy,
+        obj: Object,
+        *,
+        apply: bool = False,
+        patched: bool = False,
+    ) -> None:
         """Unknown and mistyped fields, per fieldValidation (Strict, Warn or Ignore)."""
         node = self.api.schema_for(strategy)
         if node is None:
@@ -350,7 +412,11 @@ class ResourceHandlers:
         check = schema_fields.check_object(node, obj)
         if check.ok:
             return
-        mode = "Strict" if apply and not request.param("fieldValidation") else _field_validation(request)
+        mode = (
+            "Strict"
+            if apply and not request.param("fieldValidation")
+            else _field_validation(request)
+        )
         if patched:
             error = check.patch_status_error(orjson.dumps(obj).decode(), mode)
         else:
@@ -370,12 +436,15 @@ class ResourceHandlers:
             return
         if kind != strategy.kind or api_version != strategy.api_version:
             if not kind:
-                raise errors.bad_request("Object 'Kind' is missing in '" + orjson.dumps(obj).decode()[:200] + "'")
+                raise errors.bad_request(
+                    "Object 'Kind' is missing in '" + orjson.dumps(obj).decode()[:200] + "'"
+                )
             raise errors.bad_request(
                 f"the API version in the data ({api_version}) does not match the expected API version "
-                f"({strategy.api_version})" if kind == strategy.kind else
-                f"{kind} in version \"{api_version}\" cannot be handled as a {strategy.kind}: "
-                f"no kind \"{kind}\" is registered for version \"{api_version}\" in scheme"
+                f"({strategy.api_version})"
+                if kind == strategy.kind
+                else f'{kind} in version "{api_version}" cannot be handled as a {strategy.kind}: '
+                f'no kind "{kind}" is registered for version "{api_version}" in scheme'
             )
 
     def _check_namespace(self, strategy: Strategy, obj: Object, namespace: str) -> None:
@@ -384,12 +453,15 @@ class ResourceHandlers:
             body_namespace = meta.get("namespace")
             if body_namespace and namespace and body_namespace != namespace:
                 raise errors.bad_request(
-                    "the namespace of the provided object does not match the namespace sent on the request")
+                    "the namespace of the provided object does not match the namespace sent on the request"
+                )
             meta["namespace"] = namespace or body_namespace or ""
         else:
             meta.pop("namespace", None)
 
-    async def create(self, request: ApiRequest, store: ResourceStore, namespace: str) -> ApiResponse:
+    async def create(
+        self, request: ApiRequest, store: ResourceStore, namespace: str
+    ) -> ApiResponse:
         strategy = store.strategy
         obj = decode_object(request.body, request.headers.get("Content-Type"))
         self._check_type_meta(strategy, obj)
@@ -404,7 +476,13 @@ class ResourceHandlers:
         return self.object_response(request, strategy, created, 201)
 
     async def create_object(
-        self, request: ApiRequest, store: ResourceStore, obj: Object, *, manager: str, dry_run: bool,
+        self,
+        request: ApiRequest,
+        store: ResourceStore,
+        obj: Object,
+        *,
+        manager: str,
+        dry_run: bool,
         apply_config: Object | None = None,
     ) -> Object:
         strategy = store.strategy
@@ -413,6 +491,16 @@ class ResourceHandlers:
             raise errors.bad_request("resourceVersion should not be set on objects to be created")
         fill_system_fields(obj)
         strategy.default(obj)
+        schema = self.api.schema_for(strategy)
+        if apply_config is None:
+            managedfields.record_update(
+                None,
+                obj,
+                manager=manager,
+                api_version=strategy.api_version,
+                schema=schema,
+                reset_fields=managedfields.reset_fields_for(has_status=strategy.has_status),
+            )
         await admission.admit_create(self.api, strategy, obj, dry_run=dry_run)
         strategy.prepare_for_create(obj)
         generate = not meta.get("name") and meta.get("generateName")
@@ -420,17 +508,21 @@ class ResourceHandlers:
             meta["name"] = generate_name(str(meta["generateName"]))
         field_errors = strategy.validate_meta(obj) + strategy.validate(obj)
         if field_errors:
-            raise errors.invalid(strategy.kind, strategy.group, meta.get("name") or meta.get("generateName", ""), field_errors)
+            raise errors.invalid(
+                strategy.kind,
+                strategy.group,
+                meta.get("name") or meta.get("generateName", ""),
+                field_errors,
+            )
         request.warnings.extend(strategy.warnings(obj))
-        schema = self.api.schema_for(strategy)
-        if apply_config is None:
-            managedfields.record_update(None, obj, manager=manager, api_version=strategy.api_version, schema=schema)
         if dry_run:
             return obj
         for attempt in range(_GENERATE_NAME_RETRIES):
             try:
-                kv = await store.storage.create(store.key(meta.get("namespace", ""), meta["name"]),
-                                                encode_for_storage(store.to_stored(obj)))
+                kv = await store.storage.create(
+                    store.key(meta.get("namespace", ""), meta["name"]),
+                    encode_for_storage(store.to_stored(obj)),
+                )
                 break
             except KeyExists:
                 if generate and attempt + 1 < _GENERATE_NAME_RETRIES:
@@ -444,8 +536,9 @@ class ResourceHandlers:
         meta["resourceVersion"] = str(kv.mod_revision)
         return obj
 
-    async def update(self, request: ApiRequest, store: ResourceStore, namespace: str, name: str,
-                     subresource: str) -> ApiResponse:
+    async def update(
+        self, request: ApiRequest, store: ResourceStore, namespace: str, name: str, subresource: str
+    ) -> ApiResponse:
         strategy = store.strategy
         obj = decode_object(request.body, request.headers.get("Content-Type"))
         self._check_type_meta(strategy, obj)
@@ -457,7 +550,8 @@ class ResourceHandlers:
             if not meta.get("name"):
                 raise errors.bad_request("name is required")
             raise errors.bad_request(
-                f"the name of the object ({meta.get('name')}) does not match the name on the URL ({name})")
+                f"the name of the object ({meta.get('name')}) does not match the name on the URL ({name})"
+            )
         manager = _field_manager(request)
         expected_rv = meta.get("resourceVersion") or ""
         for _ in range(_PATCH_RETRIES):
@@ -467,8 +561,15 @@ class ResourceHandlers:
             new = copy.deepcopy(obj)
             try:
                 result, status = await self.update_object(
-                    request, store, new, current, revision, manager=manager,
-                    subresource=subresource, dry_run=dry_run)
+                    request,
+                    store,
+                    new,
+                    current,
+                    revision,
+                    manager=manager,
+                    subresource=subresource,
+                    dry_run=dry_run,
+                )
             except RevisionMismatch:
                 if expected_rv:
                     raise errors.conflict(strategy.plural, strategy.group, name) from None
@@ -477,15 +578,31 @@ class ResourceHandlers:
         raise errors.conflict(strategy.plural, strategy.group, name)
 
     async def update_object(
-        self, request: ApiRequest, store: ResourceStore, new: Object, current: Object, revision: int, *,
-        manager: str, subresource: str, dry_run: bool, managed_by_apply: bool = False,
+        self,
+        request: ApiRequest,
+        store: ResourceStore,
+        new: Object,
+        current: Object,
+        revision: int,
+        *,
+        manager: str,
+        subresource: str,
+        dry_run: bool,
+        managed_by_apply: bool = False,
     ) -> tuple[Object, int]:
         """Validate and store `new` as the successor of `current` (read at `revision`).
         Raises RevisionMismatch when another write won the race."""
         strategy = store.strategy
         meta = meta_of(new)
         old_meta = current.get("metadata") or {}
-        for field in ("uid", "creationTimestamp", "deletionTimestamp", "deletionGracePeriodSeconds", "namespace", "name"):
+        for field in (
+            "uid",
+            "creationTimestamp",
+            "deletionTimestamp",
+            "deletionGracePeriodSeconds",
+            "namespace",
+            "name",
+        ):
             if field in old_meta:
                 meta[field] = old_meta[field]
             else:
@@ -494,6 +611,19 @@ class ResourceHandlers:
         if not strategy.tracks_generation and "generation" in old_meta:
             meta["generation"] = old_meta["generation"]
         strategy.default(new)
+        if not managed_by_apply:
+            track = "status" if subresource == "status" else ""
+            managedfields.record_update(
+                current,
+                new,
+                manager=manager,
+                api_version=strategy.api_version,
+                schema=self.api.schema_for(strategy),
+                subresource=subresource,
+                reset_fields=managedfields.reset_fields_for(
+                    has_status=strategy.has_status, subresource=track
+                ),
+            )
         if subresource == "status":
             strategy.prepare_for_status_update(new, current)
             field_errors = strategy.validate_status_update(new, current)
@@ -502,40 +632,56 @@ class ResourceHandlers:
             field_errors = strategy.validate_meta(new) + strategy.validate_update(new, current)
         field_errors += admission.validate_meta_update(new, current)
         if field_errors:
-            raise errors.invalid(strategy.kind, strategy.group, old_meta.get("name", ""), field_errors)
+            raise errors.invalid(
+                strategy.kind, strategy.group, old_meta.get("name", ""), field_errors
+            )
         # Deleting objects may only lose finalizers, never gain new ones.
         if old_meta.get("deletionTimestamp"):
             added = set(meta.get("finalizers") or []) - set(old_meta.get("finalizers") or [])
             if added:
-                raise errors.invalid(strategy.kind, strategy.group, old_meta.get("name", ""), [
-                    errors.forbidden("metadata.finalizers", f"no new finalizers can be added if the object is being deleted, found new finalizers {sorted(added)!r}")])
+                raise errors.invalid(
+                    strategy.kind,
+                    strategy.group,
+                    old_meta.get("name", ""),
+                    [
+                        errors.forbidden(
+                            "metadata.finalizers",
+                            f"no new finalizers can be added if the object is being deleted, found new finalizers {sorted(added)!r}",
+                        )
+                    ],
+                )
         await admission.admit_update(self.api, strategy, new, current, dry_run=dry_run)
         request.warnings.extend(strategy.warnings(new))
         current_rv = old_meta.get("resourceVersion")
         unchanged_candidate = dict(new)
         unchanged_candidate["metadata"] = {**meta, "resourceVersion": current_rv}
-        if not managed_by_apply:
-            managedfields.record_update(current, new, manager=manager, api_version=strategy.api_version,
-                                        schema=self.api.schema_for(strategy),
-                                        subresource=subresource)
         if unchanged_candidate == current or _same_ignoring_time(new, current):
             return current, 200
         if dry_run:
             meta["resourceVersion"] = current_rv
             return new, 200
-        if meta.get("deletionTimestamp") and not meta.get("finalizers") and _may_finish_deletion(strategy, new):
-            deleted = await store.storage.delete(store.key(meta.get("namespace", ""), meta["name"]),
-                                                 expected_revision=revision)
+        if (
+            meta.get("deletionTimestamp")
+            and not meta.get("finalizers")
+            and _may_finish_deletion(strategy, new)
+        ):
+            deleted = await store.storage.delete(
+                store.key(meta.get("namespace", ""), meta["name"]), expected_revision=revision
+            )
             await admission.after_delete(self.api, strategy, new)
             meta["resourceVersion"] = str(deleted.mod_revision)
             return new, 200
-        kv = await store.storage.update(store.key(meta.get("namespace", ""), meta["name"]),
-                                        encode_for_storage(store.to_stored(new)), expected_revision=revision)
+        kv = await store.storage.update(
+            store.key(meta.get("namespace", ""), meta["name"]),
+            encode_for_storage(store.to_stored(new)),
+            expected_revision=revision,
+        )
         meta["resourceVersion"] = str(kv.mod_revision)
         return new, 200
 
-    async def patch(self, request: ApiRequest, store: ResourceStore, namespace: str, name: str,
-                    subresource: str) -> ApiResponse:
+    async def patch(
+        self, request: ApiRequest, store: ResourceStore, namespace: str, name: str, subresource: str
+    ) -> ApiResponse:
         strategy = store.strategy
         patch_type, patch = decode_patch(request.body, request.headers.get("Content-Type"))
         dry_run = _dry_run(request)
@@ -543,7 +689,9 @@ class ResourceHandlers:
         manager = _field_manager(request, required=is_apply)
         force = request.flag("force")
         if request.query.get("force") and not is_apply:
-            raise errors.bad_request("force: Invalid value: true: may not be specified for non-apply patch")
+            raise errors.bad_request(
+                "force: Invalid value: true: may not be specified for non-apply patch"
+            )
         schema = self.api.schema_for(strategy)
         if patch_type is PatchType.STRATEGIC and schema is None:
             raise errors.unsupported_media_type(patch_type.value)
@@ -556,31 +704,55 @@ class ResourceHandlers:
             self._check_namespace(strategy, patch, namespace)
             if (patch.get("metadata") or {}).get("name") not in (None, name):
                 raise errors.bad_request(
-                    f"the name of the object ({patch['metadata']['name']}) does not match the name on the URL ({name})")
+                    f"the name of the object ({patch['metadata']['name']}) does not match the name on the URL ({name})"
+                )
             meta_of(patch)["name"] = name
         for _ in range(_PATCH_RETRIES):
             current, revision = await store.read_optional(namespace, name)
             if current is None:
                 if not is_apply:
                     raise store.not_found(name)
-                created = managedfields.apply(None, patch, manager=manager, force=force,
-                                              api_version=strategy.api_version, schema=schema)
-                created = await self.create_object(request, store, created, manager=manager,
-                                                   dry_run=dry_run, apply_config=patch)
+                created = managedfields.apply(
+                    None,
+                    patch,
+                    manager=manager,
+                    force=force,
+                    api_version=strategy.api_version,
+                    schema=schema,
+                    kind=strategy.kind,
+                    reset_fields=managedfields.reset_fields_for(
+                        has_status=strategy.has_status, subresource=subresource
+                    ),
+                )
+                created = await self.create_object(
+                    request, store, created, manager=manager, dry_run=dry_run, apply_config=patch
+                )
                 return self.object_response(request, strategy, created, 201)
             if patch_rv and patch_rv != str(revision):
                 raise errors.conflict(strategy.plural, strategy.group, name)
-            new = self._apply_patch(patch_type, patch, current, schema, manager, force, strategy)
+            new = self._apply_patch(
+                patch_type, patch, current, schema, manager, force, strategy, subresource
+            )
             if not is_apply:
                 self._check_type_meta(strategy, new)
                 self._check_fields(request, strategy, new, patched=True)
             meta = meta_of(new)
             if meta.get("name") != name:
-                raise errors.bad_request("metadata.name: Invalid value: the name of the object does not match the name on the URL")
+                raise errors.bad_request(
+                    "metadata.name: Invalid value: the name of the object does not match the name on the URL"
+                )
             try:
                 result, status = await self.update_object(
-                    request, store, new, current, revision, manager=manager, subresource=subresource,
-                    dry_run=dry_run, managed_by_apply=is_apply)
+                    request,
+                    store,
+                    new,
+                    current,
+                    revision,
+                    manager=manager,
+                    subresource=subresource,
+                    dry_run=dry_run,
+                    managed_by_apply=is_apply,
+                )
             except RevisionMismatch:
                 if patch_rv:
                     raise errors.conflict(strategy.plural, strategy.group, name) from None
@@ -589,23 +761,44 @@ class ResourceHandlers:
         raise errors.conflict(strategy.plural, strategy.group, name)
 
     @staticmethod
-    def _apply_patch(patch_type: PatchType, patch: Any, current: Object, schema: Any, manager: str,
-                     force: bool, strategy: Strategy) -> Object:
+    def _apply_patch(
+        patch_type: PatchType,
+        patch: Any,
+        current: Object,
+        schema: Any,
+        manager: str,
+        force: bool,
+        strategy: Strategy,
+        subresource: str,
+    ) -> Object:
         original = copy.deepcopy(current)
         if patch_type is PatchType.JSON:
-            result = jsonpatch.apply_patch(original, patch)
+            result = jsonpatch.apply_json_patch(original, patch)
         elif patch_type is PatchType.MERGE:
             result = mergepatch.apply_merge_patch(original, patch)
         elif patch_type is PatchType.STRATEGIC:
-            result = strategic.apply_strategic_patch(original, patch, schema)
+            result = strategic.apply_strategic_merge_patch(original, patch, schema)
         else:
-            result = managedfields.apply(original, patch, manager=manager, force=force,
-                                         api_version=strategy.api_version, schema=schema)
+            result = managedfields.apply(
+                original,
+                patch,
+                manager=manager,
+                force=force,
+                api_version=strategy.api_version,
+                schema=schema,
+                kind=strategy.kind,
+                subresource=subresource,
+                reset_fields=managedfields.reset_fields_for(
+                    has_status=strategy.has_status, subresource=subresource
+                ),
+            )
         if not isinstance(result, dict):
             raise errors.bad_request("the patch did not produce an object")
         return result
 
-    async def delete(self, request: ApiRequest, store: ResourceStore, namespace: str, name: str) -> ApiResponse:
+    async def delete(
+        self, request: ApiRequest, store: ResourceStore, namespace: str, name: str
+    ) -> ApiResponse:
         options = self._delete_options(request)
         dry_run = _dry_run(request, options.get("dryRun"))
         result, status = await self.delete_object(store, namespace, name, options, dry_run=dry_run)
@@ -624,26 +817,51 @@ class ResourceHandlers:
             options["orphanDependents"] = request.flag("orphanDependents")
         policy = options.get("propagationPolicy")
         if policy is not None and policy not in ("Orphan", "Background", "Foreground"):
-            raise errors.invalid("DeleteOptions", "meta.k8s.io", "", [
-                errors.not_supported("propagationPolicy", policy, ["Foreground", "Background", "Orphan", "nil"])])
+            raise errors.invalid(
+                "DeleteOptions",
+                "meta.k8s.io",
+                "",
+                [
+                    errors.not_supported(
+                        "propagationPolicy", policy, ["Foreground", "Background", "Orphan", "nil"]
+                    )
+                ],
+            )
         return options
 
-    async def delete_object(self, store: ResourceStore, namespace: str, name: str, options: dict[str, Any], *,
-                            dry_run: bool) -> tuple[Object, int]:
+    async def delete_object(
+        self,
+        store: ResourceStore,
+        namespace: str,
+        name: str,
+        options: dict[str, Any],
+        *,
+        dry_run: bool,
+    ) -> tuple[Object, int]:
         strategy = store.strategy
         for _ in range(_PATCH_RETRIES):
             current, revision = await store.read(namespace, name)
             meta = meta_of(current)
             preconditions = options.get("preconditions") or {}
             if preconditions.get("uid") and preconditions["uid"] != meta.get("uid"):
-                raise errors.conflict(strategy.plural, strategy.group, name,
-                                      f"Precondition failed: UID in precondition: {preconditions['uid']}, "
-                                      f"UID in object meta: {meta.get('uid')}")
-            if preconditions.get("resourceVersion") and preconditions["resourceVersion"] != meta.get("resourceVersion"):
-                raise errors.conflict(strategy.plural, strategy.group, name,
-                                      f"Precondition failed: ResourceVersion in precondition: "
-                                      f"{preconditions['resourceVersion']}, ResourceVersion in object meta: "
-                                      f"{meta.get('resourceVersion')}")
+                raise errors.conflict(
+                    strategy.plural,
+                    strategy.group,
+                    name,
+                    f"Precondition failed: UID in precondition: {preconditions['uid']}, "
+                    f"UID in object meta: {meta.get('uid')}",
+                )
+            if preconditions.get("resourceVersion") and preconditions[
+                "resourceVersion"
+            ] != meta.get("resourceVersion"):
+                raise errors.conflict(
+                    strategy.plural,
+                    strategy.group,
+                    name,
+                    f"Precondition failed: ResourceVersion in precondition: "
+                    f"{preconditions['resourceVersion']}, ResourceVersion in object meta: "
+                    f"{meta.get('resourceVersion')}",
+                )
             await admission.admit_delete(self.api, strategy, current)
             updated = copy.deepcopy(current)
             pending = _begin_deletion(strategy, updated, options)
@@ -655,12 +873,16 @@ class ResourceHandlers:
                         return current, 200
                     umeta = meta_of(updated)
                     umeta.pop("resourceVersion", None)
-                    kv = await store.storage.update(store.key(namespace, name),
-                                                    encode_for_storage(store.to_stored(updated)),
-                                                    expected_revision=revision)
+                    kv = await store.storage.update(
+                        store.key(namespace, name),
+                        encode_for_storage(store.to_stored(updated)),
+                        expected_revision=revision,
+                    )
                     umeta["resourceVersion"] = str(kv.mod_revision)
                     return updated, 202
-                deleted = await store.storage.delete(store.key(namespace, name), expected_revision=revision)
+                deleted = await store.storage.delete(
+                    store.key(namespace, name), expected_revision=revision
+                )
             except RevisionMismatch:
                 continue
             await admission.after_delete(self.api, strategy, current)
@@ -668,25 +890,36 @@ class ResourceHandlers:
             return current, 200
         raise errors.conflict(strategy.plural, strategy.group, name)
 
-    async def delete_collection(self, request: ApiRequest, store: ResourceStore, namespace: str) -> ApiResponse:
+    async def delete_collection(
+        self, request: ApiRequest, store: ResourceStore, namespace: str
+    ) -> ApiResponse:
         strategy = store.strategy
         options = self._delete_options(request)
         dry_run = _dry_run(request, options.get("dryRun"))
         selection = Selection(strategy, request, namespace)
         await store.cache.wait_until_fresh(3.0)
-        items, revision, _, _ = store.cache.list(key_prefix=selection.key_prefix, predicate=selection.predicate())
+        items, revision, _, _ = store.cache.list(
+            key_prefix=selection.key_prefix, predicate=selection.predicate()
+        )
         deleted = []
         for item in items:
             meta = item.get("metadata") or {}
             try:
-                obj, _ = await self.delete_object(store, meta.get("namespace", ""), meta["name"], options,
-                                                  dry_run=dry_run)
+                obj, _ = await self.delete_object(
+                    store, meta.get("namespace", ""), meta["name"], options, dry_run=dry_run
+                )
                 deleted.append(obj)
             except errors.StatusError as exc:
                 if exc.code != 404:
                     raise
-        return json_response({"kind": _list_kind(strategy), "apiVersion": strategy.api_version,
-                              "metadata": {"resourceVersion": str(revision)}, "items": deleted})
+        return json_response(
+            {
+                "kind": _list_kind(strategy),
+                "apiVersion": strategy.api_version,
+                "metadata": {"resourceVersion": str(revision)},
+                "items": deleted,
+            }
+        )
 
 
 def _same_ignoring_time(new: Object, current: Object) -> bool:
@@ -697,7 +930,9 @@ def _same_ignoring_time(new: Object, current: Object) -> bool:
         meta.pop("resourceVersion", None)
         entries = meta.get("managedFields")
         if isinstance(entries, list):
-            meta["managedFields"] = [{k: v for k, v in e.items() if k != "time"} for e in entries if isinstance(e, dict)]
+            meta["managedFields"] = [
+                {k: v for k, v in e.items() if k != "time"} for e in entries if isinstance(e, dict)
+            ]
     return {**new, "metadata": new_meta} == {**current, "metadata": cur_meta}
 
 
@@ -724,7 +959,9 @@ def _begin_deletion(strategy: Strategy, obj: Object, options: dict[str, Any]) ->
     elif policy == "Orphan" and "orphan" not in finalizers:
         finalizers = [f for f in finalizers if f != "foregroundDeletion"] + ["orphan"]
     grace = _graceful_period(strategy, obj, options)
-    namespace_pending = strategy.kind == "Namespace" and bool((obj.get("spec") or {}).get("finalizers"))
+    namespace_pending = strategy.kind == "Namespace" and bool(
+        (obj.get("spec") or {}).get("finalizers")
+    )
     if not finalizers and grace == 0 and not namespace_pending:
         return False
     if finalizers != list(meta.get("finalizers") or []):
@@ -745,9 +982,9 @@ def _begin_deletion(strategy: Strategy, obj: Object, options: dict[str, Any]) ->
         meta["deletionGracePeriodSeconds"] = 0
     if namespace_pending:
         obj.setdefault("status", {})["phase"] = "Terminating"
-    if meta.get("deletionGracePeriodSeconds") == 0 and not finalizers and not namespace_pending:
-        return False
-    return True
+    return not (
+        meta.get("deletionGracePeriodSeconds") == 0 and not finalizers and not namespace_pending
+    )
 
 
 def _graceful_period(strategy: Strategy, obj: Object, options: dict[str, Any]) -> int:

@@ -47,7 +47,10 @@ def make_app(api: ApiServer) -> web.Application:
         response = await api.handle(api_request)
         if response.stream is None:
             return _to_aiohttp(response)
-        stream = web.StreamResponse(status=response.status, headers={**response.headers, "Content-Type": response.content_type})
+        stream = web.StreamResponse(
+            status=response.status,
+            headers={**response.headers, "Content-Type": response.content_type},
+        )
         stream.enable_chunked_encoding()
         await stream.prepare(request)
         iterator = response.stream
@@ -79,7 +82,9 @@ def _to_aiohttp(response: Any) -> web.Response:
 
 
 class HttpsListener:
-    def __init__(self, api: ApiServer, *, host: str, port: int, ssl_context: ssl.SSLContext) -> None:
+    def __init__(
+        self, api: ApiServer, *, host: str, port: int, ssl_context: ssl.SSLContext
+    ) -> None:
         self.api = api
         self.host = host
         self.port = port
@@ -87,16 +92,23 @@ class HttpsListener:
         self._runner: web.AppRunner | None = None
 
     async def start(self) -> None:
-        self._runner = web.AppRunner(make_app(self.api), access_log=None, handle_signals=False,
-                                     shutdown_timeout=1.0)
+        self._runner = web.AppRunner(
+            make_app(self.api), access_log=None, handle_signals=False, shutdown_timeout=1.0
+        )
         await self._runner.setup()
-        site = web.TCPSite(self._runner, self.host, self.port, ssl_context=self.ssl_context,
-                           reuse_address=True, backlog=1024)
+        site = web.TCPSite(
+            self._runner,
+            self.host,
+            self.port,
+            ssl_context=self.ssl_context,
+            reuse_address=True,
+            backlog=1024,
+        )
         await site.start()
         if self.port == 0:
-            server = site._server
-            if server is not None and getattr(server, "sockets", None):
-                self.port = server.sockets[0].getsockname()[1]
+            sockets = getattr(site._server, "sockets", None)
+            if sockets:
+                self.port = sockets[0].getsockname()[1]
 
     async def stop(self) -> None:
         if self._runner is not None:

@@ -6,8 +6,31 @@ import bisect
 from collections import defaultdict
 
 # kube-apiserver's apiserver_request_duration_seconds buckets.
-BUCKETS = (0.005, 0.025, 0.05, 0.1, 0.2, 0.4, 0.6, 0.8, 1.0, 1.25, 1.5, 2.0, 3.0, 4.0, 5.0,
-           6.0, 8.0, 10.0, 15.0, 20.0, 30.0, 45.0, 60.0)
+BUCKETS = (
+    0.005,
+    0.025,
+    0.05,
+    0.1,
+    0.2,
+    0.4,
+    0.6,
+    0.8,
+    1.0,
+    1.25,
+    1.5,
+    2.0,
+    3.0,
+    4.0,
+    5.0,
+    6.0,
+    8.0,
+    10.0,
+    15.0,
+    20.0,
+    30.0,
+    45.0,
+    60.0,
+)
 
 
 class RequestMetrics:
@@ -49,9 +72,13 @@ class RequestMetrics:
             cumulative = 0
             for bound, count in zip(BUCKETS, buckets, strict=True):
                 cumulative += count
-                lines.append(f'apiserver_request_duration_seconds_bucket{{{labels},le="{bound}"}} {cumulative}')
+                lines.append(
+                    f'apiserver_request_duration_seconds_bucket{{{labels},le="{bound}"}} {cumulative}'
+                )
             total = self._totals[(verb, group, resource)]
             lines.append(f'apiserver_request_duration_seconds_bucket{{{labels},le="+Inf"}} {total}')
-            lines.append(f"apiserver_request_duration_seconds_sum{{{labels}}} {self._sums[(verb, group, resource)]}")
+            lines.append(
+                f"apiserver_request_duration_seconds_sum{{{labels}}} {self._sums[(verb, group, resource)]}"
+            )
             lines.append(f"apiserver_request_duration_seconds_count{{{labels}}} {total}")
         return "\n".join(lines) + "\n"

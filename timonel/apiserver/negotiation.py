@@ -47,9 +47,11 @@ def decode_json(body: bytes) -> Any:
 
 def decode_yaml(body: bytes) -> Any:
     try:
-        return yaml.load(body, Loader=_yaml_loader())  # noqa: S506 - a safe loader
+        return yaml.load(body, Loader=_yaml_loader())
     except yaml.YAMLError as exc:
-        raise errors.bad_request(f"error converting YAML to JSON: {exc}".replace("\n", " ")) from None
+        raise errors.bad_request(
+            f"error converting YAML to JSON: {exc}".replace("\n", " ")
+        ) from None
 
 
 def decode_object(body: bytes, content_type: str | None) -> Object:
@@ -83,7 +85,9 @@ def decode_patch(body: bytes, content_type: str | None) -> tuple[PatchType, Any]
     if patch_type is PatchType.APPLY:
         value = decode_yaml(body)
         if not isinstance(value, dict):
-            raise errors.bad_request("error decoding YAML: the apply configuration must be an object")
+            raise errors.bad_request(
+                "error decoding YAML: the apply configuration must be an object"
+            )
         return patch_type, value
     value = decode_json(body)
     if patch_type is PatchType.JSON and not isinstance(value, list):
@@ -91,7 +95,9 @@ def decode_patch(body: bytes, content_type: str | None) -> tuple[PatchType, Any]
             "json: cannot unmarshal object into Go value of type jsonpatch.Patch"
         )
     if patch_type is not PatchType.JSON and not isinstance(value, dict):
-        raise errors.bad_request("json: cannot unmarshal array into Go value of type map[string]interface {}")
+        raise errors.bad_request(
+            "json: cannot unmarshal array into Go value of type map[string]interface {}"
+        )
     return patch_type, value
 
 
@@ -109,7 +115,9 @@ def check_acceptable(accept: str | None) -> None:
         return
     for part in accept.split(","):
         kind = media_type(part)
-        if kind in (JSON, "*/*", "application/*", PROTOBUF, YAML, "") or kind.startswith("application/json"):
+        if kind in (JSON, "*/*", "application/*", PROTOBUF, YAML, "") or kind.startswith(
+            "application/json"
+        ):
             return
     raise errors.not_acceptable(accept)
 

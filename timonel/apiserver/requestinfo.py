@@ -48,7 +48,11 @@ def parse_request_info(method: str, path: str, query_watch: str | None) -> Reque
         return RequestInfo(False, path, method_verb, group=group, version=version)
 
     namespace = ""
-    if rest[0] == "namespaces" and len(rest) > 1 and not (len(rest) == 2 or rest[2] in ("status", "finalize")):
+    if (
+        rest[0] == "namespaces"
+        and len(rest) > 1
+        and not (len(rest) == 2 or rest[2] in ("status", "finalize"))
+    ):
         namespace, rest = rest[1], rest[2:]
     elif rest[0] == "namespaces" and len(rest) >= 2:
         # The namespace object itself (and its subresources).
@@ -59,10 +63,7 @@ def parse_request_info(method: str, path: str, query_watch: str | None) -> Reque
     extra = rest[3:]
 
     if method_verb == "get":
-        if name:
-            verb = "get"
-        else:
-            verb = "watch" if query_watch in _WATCH_TRUE else "list"
+        verb = "get" if name else "watch" if query_watch in _WATCH_TRUE else "list"
     elif method_verb == "post":
         verb = "create"
     elif method_verb == "put":
@@ -74,6 +75,14 @@ def parse_request_info(method: str, path: str, query_watch: str | None) -> Reque
     else:
         verb = method_verb
     return RequestInfo(
-        True, path, verb, group=group, version=version, namespace=namespace,
-        resource=resource, name=name, subresource=subresource, parts=tuple(extra),
+        True,
+        path,
+        verb,
+        group=group,
+        version=version,
+        namespace=namespace,
+        resource=resource,
+        name=name,
+        subresource=subresource,
+        parts=tuple(extra),
     )

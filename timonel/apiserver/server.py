@@ -8,31 +8,48 @@ becomes a Kubernetes Status; nothing escapes as a traceback.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import copy
 import logging
 import time
-from collections.abc import Iterable
+from collections.abc import Coroutine, Iterable
 from dataclasses import dataclass
 from typing import Any
 
 from timonel.api import errors
 from timonel.api.objects import Object, now_rfc3339
-from timonel.api.selectors import label_selector_from_object
+from timonel.api.selectors import label_selector_from_object, label_selector_from_set
 from timonel.apiserver import discovery
 from timonel.apiserver.allocators import NodePortAllocator, ServiceIPAllocator
 from timonel.apiserver.authn import Authenticator
-from timonel.apiserver.context import ApiRequest, ApiResponse, json_response, status_response, success_status
+from timonel.apiserver.context import (
+    ApiRequest,
+    ApiResponse,
+    json_response,
+    status_response,
+    success_status,
+)
 from timonel.apiserver.handlers import ResourceHandlers
 from timonel.apiserver.metrics import RequestMetrics
-from timonel.apiserver.negotiation import MAX_BODY_BYTES, check_acceptable, decode_object, decode_patch
+from timonel.apiserver.negotiation import (
+    MAX_BODY_BYTES,
+    check_acceptable,
+    decode_object,
+    decode_patch,
+)
 from timonel.apiserver.requestinfo import RequestInfo, parse_request_info
-from timonel.apiserver.store import ResourceStore, decode_from_storage, storage_prefix
+from timonel.apiserver.store import (
+    ResourceStore,
+    decode_from_storage,
+    encode_for_storage,
+    storage_prefix,
+)
 from timonel.apiserver.watchcache import WatchCache
 from timonel.kinds.apiextensions.custom import custom_resource_strategies
 from timonel.kinds.base import Strategy
 from timonel.kinds.core import pod as pod_kind
 from timonel.kinds.registry import ResourceRegistry
-from timonel.patch import jsonpatch, mergepatch
+from timonel.patch import jsonpatch, managedfields, mergepatch
 from timonel.schema import openapi
 from timonel.schema.definitions import SchemaNode, kubernetes_definitions
 from timonel.storage.interface import RevisionMismatch, Storage
@@ -71,8 +88,11 @@ class ApiServer:
         self._stores: dict[tuple[str, str, str], ResourceStore] = {}
         self._schemas: dict[tuple[str, str, str], SchemaNode | None] = {}
         self._custom_schemas: dict[tuple[str, str, str], SchemaNode | None] = {}
-        self.openapi = openapi.OpenAPIV3(lambda: list(self.registry), schema_for=self._custom_schema_for)
+        self.openapi = openapi.OpenAPIV3(
+            lambda: list(self.registry), schema_for=self._openapi_schema_for
+        )
         self._crd_task: asyncio.Task[None] | None = None
+        self._background: set[asyncio.Task[None]] = set()
         self.ready = asyncio.Event()
 
     # -- life cycle -------------------------------------------------------------------
@@ -89,7 +109,14 @@ class ApiServer:
         if self._crd_task is not None:
             self._crd_task.cancel()
             await asyncio.gather(self._crd_task, return_exceptions=True)
-        await asyncio.gather(*(cache.stop() for cache in self._caches.values()), return_exceptions=True)
+        await asyncio.gather(
+            *(cache.stop() for cache in self._caches.values()), return_exceptions=True
+        )
+
+    def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.create_task(work)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
 
     def _add_store(self, strategy: Strategy) -> ResourceStore:
         group, plural = strategy.storage_resource or (strategy.group, strategy.plural)
@@ -120,8 +147,8 @@ class ApiServer:
             self._schemas[key] = kubernetes_definitions().for_kind(*key)
         return self._schemas[key]
 
-    def _custom_schema_for(self, resource: Any) -> SchemaNode | None:
-        return self._custom_schemas.get((resource.group, resource.version, resource.kind))
+    def _openapi_schema_for(self, resource: Any) -> SchemaNode | None:
+        return self.schema_for(resource)
 
     # -- custom resources -------------------------------------------------------------
 
@@ -166,9 +193,10 @@ class ApiServer:
                 self.registry.register(strategy)
                 store = self._add_store(strategy)
                 if not store.cache.ready.is_set():
-                    asyncio.create_task(store.cache.start())
+                    self._spawn(store.cache.start())
                 self._custom_schemas[(strategy.group, strategy.version, strategy.kind)] = getattr(
-                    strategy, "schema", None)
+                    strategy, "schema", None
+                )
             served[name] = strategies
         self.openapi.invalidate()
 
@@ -179,7 +207,7 @@ class ApiServer:
         if store is not None and not keep_cache:
             cache = self._caches.pop(store.prefix, None)
             if cache is not None:
-                asyncio.create_task(cache.stop())
+                self._spawn(cache.stop())
         self.openapi.invalidate()
 
     # -- request handling -------------------------------------------------------------
@@ -197,22 +225,37 @@ class ApiServer:
             log.exception("internal error serving %s %s", request.method, request.path)
             response = status_response(errors.internal_error(type(exc).__name__))
         if request.warnings:
-            response.headers = {**response.headers, "Warning": ", ".join(
-                '299 - "' + w.replace('"', '\\"') + '"' for w in request.warnings)}
+            response.headers = {
+                **response.headers,
+                "Warning": ", ".join(
+                    '299 - "' + w.replace('"', '\\"') + '"' for w in request.warnings
+                ),
+            }
         verb = info.verb.upper() if info.is_resource else request.method
-        self.metrics.observe(verb, info.group, info.resource if info.is_resource else "",
-                             response.status, time.perf_counter() - started)
+        self.metrics.observe(
+            verb,
+            info.group,
+            info.resource if info.is_resource else "",
+            response.status,
+            time.perf_counter() - started,
+        )
         return response
 
     async def _handle(self, request: ApiRequest, info: RequestInfo) -> ApiResponse:
         if len(request.body) > MAX_BODY_BYTES:
             raise errors.request_entity_too_large(MAX_BODY_BYTES)
         path = request.path.rstrip("/") or "/"
-        if path in ("/healthz", "/livez", "/readyz") or path.startswith(("/healthz/", "/livez/", "/readyz/")):
+        if path in ("/healthz", "/livez", "/readyz") or path.startswith(
+            ("/healthz/", "/livez/", "/readyz/")
+        ):
             if path.startswith("/readyz") and not self.ready.is_set():
-                return ApiResponse(503, b"[-]informer-sync failed: not ready\nreadyz check failed", "text/plain")
+                return ApiResponse(
+                    503, b"[-]informer-sync failed: not ready\nreadyz check failed", "text/plain"
+                )
             return ApiResponse(200, b"ok", "text/plain; charset=utf-8")
-        request.user = self.authenticator.authenticate(request.peercert, request.headers.get("Authorization"))
+        request.user = self.authenticator.authenticate(
+            request.peercert, request.headers.get("Authorization")
+        )
         if request.user is None:
             raise errors.unauthorized()
         if path == "/version":
@@ -235,8 +278,13 @@ class ApiServer:
                 body = discovery.encode(discovery.aggregated(self.registry, core=path == "/api"))
                 content_type = discovery.AGGREGATED_CONTENT_TYPE
             else:
-                value = (discovery.api_versions(f"{self.config.advertise_address}:{self.config.secure_port}")
-                         if path == "/api" else discovery.api_group_list(self.registry))
+                value = (
+                    discovery.api_versions(
+                        f"{self.config.advertise_address}:{self.config.secure_port}"
+                    )
+                    if path == "/api"
+                    else discovery.api_group_list(self.registry)
+                )
                 body, content_type = discovery.encode(value), "application/json"
             tag = discovery.etag(body)
             if request.headers.get("If-None-Match") == tag:
@@ -251,10 +299,26 @@ class ApiServer:
             if group is not None:
                 return json_response(group)
         if path == "/":
-            paths = ["/api", "/api/v1", "/apis", "/healthz", "/livez", "/metrics", "/openapi/v3", "/readyz", "/version"]
+            paths = [
+                "/api",
+                "/api/v1",
+                "/apis",
+                "/healthz",
+                "/livez",
+                "/metrics",
+                "/openapi/v3",
+                "/readyz",
+                "/version",
+            ]
             return json_response({"paths": paths})
-        raise errors.StatusError(404, "NotFound", "the server could not find the requested resource",
-                                 details={"causes": [{"reason": "UnexpectedServerResponse", "message": "404 page not found"}]})
+        raise errors.StatusError(
+            404,
+            "NotFound",
+            "the server could not find the requested resource",
+            details={
+                "causes": [{"reason": "UnexpectedServerResponse", "message": "404 page not found"}]
+            },
+        )
 
     def _openapi(self, request: ApiRequest, path: str) -> ApiResponse:
         if path == "/openapi/v3":
@@ -262,10 +326,14 @@ class ApiServer:
         elif path.startswith("/openapi/v3/"):
             found = self.openapi.document(path.removeprefix("/openapi/v3/"))
             if found is None:
-                raise errors.StatusError(404, "NotFound", "the server could not find the requested resource")
+                raise errors.StatusError(
+                    404, "NotFound", "the server could not find the requested resource"
+                )
             body, tag = found
         else:
-            raise errors.StatusError(404, "NotFound", "the server could not find the requested resource")
+            raise errors.StatusError(
+                404, "NotFound", "the server could not find the requested resource"
+            )
         etag = f'"{tag}"'
         if request.headers.get("If-None-Match") == etag:
             return ApiResponse(304, b"", "application/json", {"ETag": etag})
@@ -276,35 +344,50 @@ class ApiServer:
     async def _resource(self, request: ApiRequest, info: RequestInfo) -> ApiResponse:
         store = self.store_for(info.group, info.version, info.resource)
         if store is None:
-            raise errors.StatusError(404, "NotFound", "the server could not find the requested resource",
-                                     details={"causes": [{"reason": "UnexpectedServerResponse",
-                                                          "message": "404 page not found"}]})
+            raise errors.StatusError(
+                404,
+                "NotFound",
+                "the server could not find the requested resource",
+                details={
+                    "causes": [
+                        {"reason": "UnexpectedServerResponse", "message": "404 page not found"}
+                    ]
+                },
+            )
         strategy = store.strategy
         namespace = info.namespace
         if strategy.namespaced is False and namespace:
-            raise errors.StatusError(404, "NotFound", "the server could not find the requested resource")
+            raise errors.StatusError(
+                404, "NotFound", "the server could not find the requested resource"
+            )
         if info.verb not in strategy.verbs and not info.subresource:
             raise errors.method_not_allowed(
-                f"the server does not allow this method on the requested resource")
+                "the server does not allow this method on the requested resource"
+            )
         handlers = self.handlers
         if info.subresource:
             return await self._subresource(request, info, store)
         if strategy.namespaced and not namespace and info.verb not in ("list", "watch"):
             if info.verb == "create":
                 body_ns = ""
-                try:
-                    body_ns = (decode_object(request.body, request.headers.get("Content-Type")).get("metadata") or {}).get("namespace", "")
-                except errors.StatusError:
-                    pass
+                with contextlib.suppress(errors.StatusError):
+                    body_ns = (
+                        decode_object(request.body, request.headers.get("Content-Type")).get(
+                            "metadata"
+                        )
+                        or {}
+                    ).get("namespace", "")
                 if not body_ns:
                     raise errors.bad_request("the namespace of the object cannot be empty")
                 namespace = body_ns
             else:
-                raise errors.StatusError(404, "NotFound", "the server could not find the requested resource")
+                raise errors.StatusError(
+                    404, "NotFound", "the server could not find the requested resource"
+                )
         if info.verb == "get":
             return await handlers.get(request, store, namespace, info.name)
         if info.verb == "list":
-            return await handlers.list(request, store, namespace)
+            return await handlers.list_objects(request, store, namespace)
         if info.verb == "watch":
             return await handlers.watch(request, store, namespace)
         if info.verb == "create":
@@ -321,11 +404,15 @@ class ApiServer:
             return await handlers.delete_collection(request, store, namespace)
         raise errors.method_not_allowed(f"{request.method} is not supported")
 
-    async def _subresource(self, request: ApiRequest, info: RequestInfo, store: ResourceStore) -> ApiResponse:
+    async def _subresource(
+        self, request: ApiRequest, info: RequestInfo, store: ResourceStore
+    ) -> ApiResponse:
         strategy = store.strategy
         handlers = self.handlers
         sub = info.subresource
-        if sub == "status" and strategy.has_status or sub == "finalize" and strategy.kind == "Namespace" and not strategy.group:
+        if (sub == "status" and strategy.has_status) or (
+            sub == "finalize" and strategy.kind == "Namespace" and not strategy.group
+        ):
             mode = "status" if sub == "status" else "finalize"
             if info.verb == "get":
                 return await handlers.get(request, store, info.namespace, info.name)
@@ -336,13 +423,27 @@ class ApiServer:
             raise errors.method_not_allowed(f"{request.method} is not supported on {sub}")
         if sub == "scale" and strategy.scale is not None:
             return await self._scale(request, info, store)
-        if strategy.group == "" and strategy.plural == "pods" and sub == "binding" and info.verb == "create":
+        if (
+            strategy.group == ""
+            and strategy.plural == "pods"
+            and sub == "binding"
+            and info.verb == "create"
+        ):
             return await self._bind(request, info, store)
-        if strategy.group == "" and strategy.plural == "pods" and sub == "eviction" and info.verb == "create":
+        if (
+            strategy.group == ""
+            and strategy.plural == "pods"
+            and sub == "eviction"
+            and info.verb == "create"
+        ):
             return await self._evict(request, info, store)
-        raise errors.StatusError(404, "NotFound", "the server could not find the requested resource")
+        raise errors.StatusError(
+            404, "NotFound", "the server could not find the requested resource"
+        )
 
-    async def _scale(self, request: ApiRequest, info: RequestInfo, store: ResourceStore) -> ApiResponse:
+    async def _scale(
+        self, request: ApiRequest, info: RequestInfo, store: ResourceStore
+    ) -> ApiResponse:
         strategy = store.strategy
         spec = strategy.scale
         assert spec is not None
@@ -356,7 +457,7 @@ class ApiServer:
             elif info.verb == "patch":
                 patch_type, patch = decode_patch(request.body, request.headers.get("Content-Type"))
                 if patch_type.name == "JSON":
-                    wanted = jsonpatch.apply_patch(copy.deepcopy(scale), patch)
+                    wanted = jsonpatch.apply_json_patch(copy.deepcopy(scale), patch)
                 else:
                     wanted = mergepatch.apply_merge_patch(copy.deepcopy(scale), patch)
             else:
@@ -366,14 +467,29 @@ class ApiServer:
                 raise errors.conflict(strategy.plural, strategy.group, info.name)
             replicas = (wanted.get("spec") or {}).get("replicas", 0)
             if not isinstance(replicas, int) or isinstance(replicas, bool) or replicas < 0:
-                raise errors.invalid("Scale", "autoscaling", info.name, [
-                    errors.invalid_value("spec.replicas", replicas, "must be greater than or equal to 0")])
+                raise errors.invalid(
+                    "Scale",
+                    "autoscaling",
+                    info.name,
+                    [
+                        errors.invalid_value(
+                            "spec.replicas", replicas, "must be greater than or equal to 0"
+                        )
+                    ],
+                )
             new = copy.deepcopy(current)
             _set_path(new, spec.spec_replicas, replicas)
             try:
                 result, _ = await self.handlers.update_object(
-                    request, store, new, current, revision,
-                    manager=request.param("fieldManager") or "kubectl", subresource="scale", dry_run=False)
+                    request,
+                    store,
+                    new,
+                    current,
+                    revision,
+                    manager=request.param("fieldManager") or "kubectl",
+                    subresource="scale",
+                    dry_run=False,
+                )
             except RevisionMismatch:
                 if wanted_rv:
                     raise errors.conflict(strategy.plural, strategy.group, info.name) from None
@@ -381,21 +497,39 @@ class ApiServer:
             return json_response(scale_of(result, strategy))
         raise errors.conflict(strategy.plural, strategy.group, info.name)
 
-    async def _bind(self, request: ApiRequest, info: RequestInfo, store: ResourceStore) -> ApiResponse:
+    async def _bind(
+        self, request: ApiRequest, info: RequestInfo, store: ResourceStore
+    ) -> ApiResponse:
+        """Set a pod's node. Binding is not an update of the pod: no strategy runs, only
+        the rule that a pod is bound once (as kube-apiserver's BindingREST)."""
         binding = decode_object(request.body, request.headers.get("Content-Type"))
+        manager = request.param("fieldManager") or "kube-scheduler"
         for _ in range(10):
             current, revision = await store.read(info.namespace, info.name)
             new = pod_kind.bind_pod(copy.deepcopy(current), binding)
+            new["metadata"].pop("resourceVersion", None)
+            managedfields.record_update(
+                current,
+                new,
+                manager=manager,
+                api_version="v1",
+                schema=self.schema_for(store.strategy),
+                subresource="binding",
+            )
             try:
-                await self.handlers.update_object(request, store, new, current, revision,
-                                                  manager=request.param("fieldManager") or "kube-scheduler",
-                                                  subresource="status", dry_run=False)
+                await self.storage.update(
+                    store.key(info.namespace, info.name),
+                    encode_for_storage(new),
+                    expected_revision=revision,
+                )
             except RevisionMismatch:
                 continue
             return json_response(success_status(), 201)
         raise errors.conflict("pods", "", info.name)
 
-    async def _evict(self, request: ApiRequest, info: RequestInfo, store: ResourceStore) -> ApiResponse:
+    async def _evict(
+        self, request: ApiRequest, info: RequestInfo, store: ResourceStore
+    ) -> ApiResponse:
         eviction = decode_object(request.body, request.headers.get("Content-Type"))
         options = eviction.get("deleteOptions") or {}
         await self.handlers.delete_object(store, info.namespace, info.name, options, dry_run=False)
@@ -407,8 +541,11 @@ def scale_of(obj: Object, strategy: Strategy) -> Object:
     spec = strategy.scale
     assert spec is not None
     meta = obj.get("metadata") or {}
-    selector: Any = _get_path(obj, spec.selector)
-    if not spec.selector_is_string:
+    # An empty selector path: the kind names no selector (a CRD without labelSelectorPath).
+    selector: Any = _get_path(obj, spec.selector) if spec.selector else None
+    if spec.selector_is_map:
+        selector = str(label_selector_from_set(selector)) if selector else ""
+    elif not spec.selector_is_string:
         selector = str(label_selector_from_object(selector)) if selector else ""
     status: dict[str, Any] = {"replicas": _get_path(obj, spec.status_replicas) or 0}
     if selector:
@@ -416,7 +553,11 @@ def scale_of(obj: Object, strategy: Strategy) -> Object:
     return {
         "kind": "Scale",
         "apiVersion": "autoscaling/v1",
-        "metadata": {k: meta[k] for k in ("name", "namespace", "uid", "resourceVersion", "creationTimestamp") if k in meta},
+        "metadata": {
+            k: meta[k]
+            for k in ("name", "namespace", "uid", "resourceVersion", "creationTimestamp")
+            if k in meta
+        },
         "spec": {"replicas": _get_path(obj, spec.spec_replicas) or 0},
         "status": status,
     }

@@ -21,7 +21,14 @@ from timonel.api.validation import dns1123_subdomain_problems, validate_object_m
 from timonel.kinds.printing import creation_age
 
 ALL_VERBS: tuple[str, ...] = (
-    "create", "delete", "deletecollection", "get", "list", "patch", "update", "watch",
+    "create",
+    "delete",
+    "deletecollection",
+    "get",
+    "list",
+    "patch",
+    "update",
+    "watch",
 )
 
 
@@ -46,7 +53,8 @@ class Column:
 
 
 NAME_COLUMN = Column(
-    "Name", format="name",
+    "Name",
+    format="name",
     description="Name must be unique within a namespace. Is required when creating resources, "
     "although some resources may allow a client to request the generation of an appropriate "
     "name automatically. Name is primarily intended for creation idempotence and configuration "
@@ -74,9 +82,12 @@ class ScaleSpec:
 
     spec_replicas: tuple[str, ...] = ("spec", "replicas")
     status_replicas: tuple[str, ...] = ("status", "replicas")
-    # A path to a LabelSelector object (apps kinds) or to a selector string (CRDs).
+    # A path to a LabelSelector object (apps kinds) or to a selector string (CRDs); empty
+    # when the kind has no selector (a CRD without labelSelectorPath).
     selector: tuple[str, ...] = ("spec", "selector")
     selector_is_string: bool = False
+    # ReplicationControllers select with a plain label map.
+    selector_is_map: bool = False
 
 
 class Strategy:

@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import copy
 import json
-import unicodedata
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -37,6 +36,7 @@ from timonel.api.errors import StatusError, bad_request
 from timonel.api.objects import Object, now_rfc3339, parse_rfc3339
 from timonel.patch._gofmt import go_json, go_quote, json_equal
 from timonel.patch.fieldpath import FieldSet, Path, field_element, path_string
+from timonel.patch.patchtypes import FIELD_MANAGER_MAX_LENGTH, printable
 from timonel.patch.typed import (
     Shape,
     compare,
@@ -51,7 +51,6 @@ from timonel.patch.typed import (
 from timonel.schema.definitions import SchemaNode
 
 LAST_APPLIED_ANNOTATION: Final = "kubectl.kubernetes.io/last-applied-configuration"
-FIELD_MANAGER_MAX_LENGTH: Final = 128
 MAX_UPDATE_MANAGERS: Final = 10
 BEFORE_FIRST_APPLY: Final = "before-first-apply"
 ANCIENT_CHANGES: Final = "ancient-changes"
@@ -142,7 +141,7 @@ def manager_name(field_manager: str | None, user_agent: str | None) -> str:
     out: list[str] = []
     size = 0
     for char in prefix:
-        if not _printable(char):
+        if not printable(char):
             continue
         width = len(char.encode())
         if size + width > FIELD_MANAGER_MAX_LENGTH:
@@ -150,13 +149,6 @@ def manager_name(field_manager: str | None, user_agent: str | None) -> str:
         out.append(char)
         size += width
     return "".join(out)
-
-
-def _printable(char: str) -> bool:
-    """Go's unicode.IsPrint: letters, marks, numbers, punctuation, symbols and ASCII space."""
-    if char == " ":
-        return True
-    return unicodedata.category(char)[0] in "LMNPS"
 
 
 def reset_fields_for(*, has_status: bool, subresource: str = "") -> tuple[tuple[str, ...], ...]:
@@ -316,12 +308,10 @@ def _update(
     result: Managers = {}
     changed = comparison.modified.union(comparison.added)
     for other, entry in managers.items():
-        remaining = entry.fields.difference(entry.fields.intersection(changed)).difference(
-            comparison.removed
-        )
+        remaining = entry.fields.difference(changed).difference(comparison.removed)
         if not remaining.empty():
             result[other] = ManagedEntry(remaining, entry.api_version, entry.time)
-    gained = _owned(changed.recursive_difference(reset), FieldSet())
+    gained = changed.difference(_STRIPPED)
     if not gained.empty():
         previous = result.get(identity)
         fields = gained if previous is None else gained.union(previous.fields)

@@ -70,8 +70,13 @@ def field_manager_errors(field_manager: str) -> list[FieldError]:
         return [too_long("fieldManager", FIELD_MANAGER_MAX_LENGTH)]
     offset = 0  # Go reports the byte offset
     for char in field_manager:
-        if char != " " and unicodedata.category(char)[0] not in "LMNPS":
+        if not printable(char):
             detail = f"invalid character U+{ord(char):04X} at index {offset}"
             return [invalid_value("fieldManager", field_manager, detail)]
         offset += len(char.encode())
     return []
+
+
+def printable(char: str) -> bool:
+    """Go's unicode.IsPrint: letters, marks, numbers, punctuation, symbols and ASCII space."""
+    return char == " " or unicodedata.category(char)[0] in "LMNPS"

@@ -154,7 +154,8 @@ def _merge_map(
         directive = patch[DIRECTIVE]
         if directive == "replace" and isinstance(directive, str):
             del patch[DIRECTIVE]
-            return patch
+            replacement: dict[str, Any] = _inserted(patch)
+            return replacement
         if directive == "delete" and isinstance(directive, str):
             return {}
         raise _bad_patch_type(directive, patch)
@@ -171,15 +172,18 @@ def _merge_map(
             original.pop(key, None)
             continue
         if key not in original:
-            original[key] = value
+            original[key] = _inserted(value)
             continue
         current = original[key]
         if _go_type(current) != _go_type(value):
-            original[key] = value
+            original[key] = _inserted(value)
             continue
         child, strategy, merge_key = _lookup(shape, key)
         if isinstance(value, dict):
-            original[key] = value if strategy == "replace" else _merge_map(current, value, child)
+            if strategy == "replace":
+                original[key] = _inserted(value)
+            else:
+                original[key] = _merge_map(current, value, child)
         elif isinstance(value, list):
             original[key] = _merge_list_field(
                 current, value, child, strategy, merge_key, is_delete_list
@@ -301,7 +305,7 @@ def _merge_list_field(
     is_delete_list: bool,
 ) -> list[Any]:
     if strategy != "merge":
-        return patch
+        return [_inserted(item) for item in patch]
     return _merge_list(
         original,
         patch,
@@ -334,6 +338,9 @@ def _element_kind(*lists: list[Any]) -> str:
 def _merge_list(
     original: list[Any], patch: list[Any], element: Shape, merge_key: str, is_delete_list: bool
 ) -> list[Any]:
+    """Merge a list with strategy merge. Deleting and appending items rewrite `original` in
+    place the way Go's slices share their array: the caller's view of the live list then
+    shows what Go's does, which decides where server-only items go."""
     if not original and not patch:
         return original
     kind = _element_kind(original, patch)
@@ -341,18 +348,48 @@ def _merge_list(
         if is_delete_list:
             return [item for item in original if not any(same_scalar(item, gone) for gone in patch)]
         merged = _deduplicate(original + patch)
+        server_order = original
     else:
         if not merge_key:
-            raise _internal(
-                f"cannot merge lists without merge key for type {'struct' if element.kind == 'struct' else 'map'}"
-            )
-        original, patch = _apply_list_directives(original, patch, merge_key)
-        merged = _merge_items(original, patch, merge_key, element)
+            what = "struct" if element.kind == "struct" else "map"
+            raise _internal(f"cannot merge lists without merge key for type {what}")
+        live = _GoSlice(original)
+        replacement, patch = _apply_list_directives(live, patch, merge_key)
+        if replacement is not None:
+            merged = server_order = replacement
+        else:
+            server_order = live.items()
+            merged = _merge_items(live, patch, merge_key, element)
     if merge_key:
         in_patch, server_only = _partition_maps(merged, patch, merge_key)
     else:
         in_patch, server_only = _partition_primitives(merged, patch)
-    return _normalize_order(in_patch, server_only, patch, original, merge_key, kind)
+    return _normalize_order(in_patch, server_only, patch, server_order, merge_key, kind)
+
+
+class _GoSlice:
+    """A Go slice over a live list: removing shifts the items left inside the same array,
+    appending writes into the array's spare room (its original length) before it moves."""
+
+    __slots__ = ("array", "length")
+
+    def __init__(self, array: list[Any]) -> None:
+        self.array = array
+        self.length = len(array)
+
+    def items(self) -> list[Any]:
+        return self.array[: self.length]
+
+    def remove(self, index: int) -> None:
+        self.array[index : self.length - 1] = self.array[index + 1 : self.length]
+        self.length -= 1
+
+    def append(self, item: Any) -> None:
+        if self.length < len(self.array):
+            self.array[self.length] = item
+        else:
+            self.array = [*self.array[: self.length], item]
+        self.length += 1
 
 
 def _deduplicate(items: list[Any]) -> list[Any]:
@@ -374,10 +411,10 @@ def _deduplicate(items: list[Any]) -> list[Any]:
 
 
 def _apply_list_directives(
-    original: list[Any], patch: list[Any], merge_key: str
-) -> tuple[list[Any], list[Any]]:
-    """Handle `$patch` items: delete removes matching items, replace makes the remaining
-    patch items the whole list."""
+    live: _GoSlice, patch: list[Any], merge_key: str
+) -> tuple[list[Any] | None, list[Any]]:
+    """Handle `$patch` items: delete removes matching live items; replace makes the other
+    patch items the whole list (returned first, else None). Returns the plain patch items."""
     plain: list[Any] = []
     replace = False
     for item in patch:
@@ -388,7 +425,8 @@ def _apply_list_directives(
         if directive == "delete" and isinstance(directive, str):
             if merge_key not in item:
                 raise _no_merge_key(item, merge_key)
-            original = _delete_matching(original, merge_key, item[merge_key])
+            while (index := _find_by_key(live.items(), merge_key, item[merge_key])) >= 0:
+                live.remove(index)
         elif directive == "replace" and isinstance(directive, str):
             replace = True
         elif directive == "merge" and isinstance(directive, str):
@@ -396,8 +434,8 @@ def _apply_list_directives(
         else:
             raise _bad_patch_type(directive, item)
     if replace:
-        return plain, []
-    return original, plain
+        return [_inserted(item) for item in plain], []
+    return None, plain
 
 
 def _find_by_key(items: list[Any], merge_key: str, value: Any) -> int:
@@ -409,26 +447,16 @@ def _find_by_key(items: list[Any], merge_key: str, value: Any) -> int:
     return -1
 
 
-def _delete_matching(items: list[Any], merge_key: str, value: Any) -> list[Any]:
-    items = list(items)
-    while (index := _find_by_key(items, merge_key, value)) >= 0:
-        del items[index]
-    return items
-
-
-def _merge_items(
-    original: list[Any], patch: list[Any], merge_key: str, element: Shape
-) -> list[Any]:
-    merged = list(original)
+def _merge_items(live: _GoSlice, patch: list[Any], merge_key: str, element: Shape) -> list[Any]:
     for item in patch:
         if merge_key not in item:
             raise _no_merge_key(item, merge_key)
-        index = _find_by_key(merged, merge_key, item[merge_key])
+        index = _find_by_key(live.items(), merge_key, item[merge_key])
         if index >= 0:
-            merged[index] = _merge_map(merged[index], item, element)
+            live.array[index] = _merge_map(live.array[index], item, element)
         else:
-            merged.append(item)
-    return merged
+            live.append(_inserted(item))
+    return live.items()
 
 
 def _partition_maps(items: list[Any], by: list[Any], merge_key: str) -> tuple[list[Any], list[Any]]:
@@ -551,6 +579,16 @@ def _normalize_order(
 # -- cleanup -----------------------------------------------------------------------------
 
 
+def _inserted(value: Any) -> Any:
+    """A patch value taken as it is. Go keeps the nulls inside it and decoding turns them
+    into zero values (omitted fields); here they are dropped."""
+    if isinstance(value, dict):
+        return {k: _inserted(v) for k, v in value.items() if v is not None}
+    if isinstance(value, list):
+        return [_inserted(v) for v in value]
+    return value
+
+
 def _is_directive(key: str) -> bool:
     return key in (DIRECTIVE, RETAIN_KEYS) or key.startswith(
         (SET_ELEMENT_ORDER + "/", DELETE_FROM_PRIMITIVE_LIST + "/")
@@ -559,13 +597,14 @@ def _is_directive(key: str) -> bool:
 
 def _drop_directives(value: Any, shape: Shape) -> Any:
     """Directives left where the Go code leaves them (inside items the patch added) would be
-    unknown fields to the typed object; drop them, and any other `$`-key a struct does not declare."""
+    unknown fields to the typed object; drop them, and any other `$`-key a struct does not
+    declare."""
     if isinstance(value, dict):
         out: dict[str, Any] = {}
         for key, child in value.items():
-            if _is_directive(key) or (
-                key.startswith("$") and shape.kind == "struct" and not shape.declares(key)
-            ):
+            if _is_directive(key):
+                continue
+            if key.startswith("$") and shape.kind == "struct" and not shape.declares(key):
                 continue
             child_shape = shape.field(key) if shape.kind in ("struct", "map", "untyped") else None
             out[key] = _drop_directives(child, child_shape or UNTYPED)

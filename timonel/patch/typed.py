@@ -22,12 +22,11 @@ configuration is an explicit value.
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final
 
-from timonel.patch._gofmt import go_json, go_quote, go_type_name, go_v, json_equal
+from timonel.patch._gofmt import go_quote, go_type_name, go_v, json_equal
 from timonel.patch.fieldpath import (
     FieldSet,
     Path,
@@ -97,14 +96,8 @@ ALWAYS_PRESENT: Final[Mapping[str, frozenset[str]]] = {
 _ROOT_ALWAYS_PRESENT: Final = frozenset({"metadata", "spec", "status"})
 
 _SCALAR_TYPES: Final = frozenset({"string", "integer", "number", "boolean"})
-
-
-class TypedError(Exception):
-    """A value does not fit its schema; `errors` are worded as structured-merge-diff's."""
-
-    def __init__(self, errors: list[str]) -> None:
-        super().__init__(errors[0] if len(errors) == 1 else "errors:\n  " + "\n  ".join(errors))
-        self.errors = errors
+_TYPE_META: Final = frozenset({"apiVersion", "kind"})
+_ROOT_FIELDS: Final = _TYPE_META | {"metadata"}
 
 
 class Shape:
@@ -190,27 +183,44 @@ class Shape:
         """A named field of a struct (FindField), as opposed to a key of a map."""
         if self.kind != "struct" or self.node is None:
             return False
-        return name in self.node.properties or (self.is_root and name == "metadata")
+        return name in self.node.properties or (self.is_root and name in _ROOT_FIELDS)
 
     def field(self, name: str) -> Shape | None:
-        """The shape of a struct field or map value; None when the field is undeclared."""
-        if name in self._children:
-            return self._children[name]
-        result: Shape | None
+        """The shape of a struct field or map value; None when the field is undeclared.
+        Only declared fields are remembered one by one: map keys are data, not schema."""
         if self.kind == "untyped" or self.node is None:
-            result = UNTYPED
-        elif self.kind in ("struct", "map"):
+            return UNTYPED
+        if self.kind not in ("struct", "map"):
+            return None
+        known = self._children.get(name, MISSING)
+        if known is not MISSING:
+            return known  # type: ignore[no-any-return]
+        if self.kind == "struct" and self.declares(name):
             child = self.node.child(name)
             if self.is_root and name == "metadata" and (child is None or not child.properties):
                 # Whatever a custom resource's schema says, its metadata is an ObjectMeta.
                 child = kubernetes_definitions().node(OBJECT_META)
-            if child is None:
-                result = UNTYPED if self.preserve_unknown else None
-            else:
-                result = Shape(child, builtin=self.builtin)
+            elif self.is_root and name in _TYPE_META and child is None:
+                child = SchemaNode(self.node.definitions, {"type": "string"})
+            result = Shape(child, builtin=self.builtin) if child is not None else UNTYPED
+            self._children[name] = result
+            return result
+        return self._map_value()
+
+    def _map_value(self) -> Shape | None:
+        """The shape of values under keys a struct does not declare (or of any map value)."""
+        known = self._children.get("", MISSING) if self.kind == "map" else MISSING
+        if self.kind == "map" and known is not MISSING:
+            return known  # type: ignore[no-any-return]
+        assert self.node is not None
+        additional = self.node.raw.get("additionalProperties")
+        result: Shape | None
+        if isinstance(additional, dict):
+            result = Shape(SchemaNode(self.node.definitions, additional), builtin=self.builtin)
         else:
-            result = None
-        self._children[name] = result
+            result = UNTYPED if self.preserve_unknown else None
+        if self.kind == "map":
+            self._children[""] = result
         return result
 
     def element(self) -> Shape:
@@ -394,9 +404,6 @@ class Comparison:
     modified: FieldSet = field(default_factory=FieldSet)
     removed: FieldSet = field(default_factory=FieldSet)
 
-    def same(self) -> bool:
-        return self.added.empty() and self.modified.empty() and self.removed.empty()
-
     def exclude(self, fields: FieldSet) -> Comparison:
         if fields.empty():
             return self
@@ -455,8 +462,11 @@ def _compare(lhs: Any, rhs: Any, shape: Shape, path: Path, out: Comparison) -> N
             lchild, rchild = lmap.get(name, MISSING), rmap.get(name, MISSING)
             child_shape = shape.field(name) or UNTYPED
             if name in shape.always_present:
-                lchild = _present(lchild, child_shape)
-                rchild = _present(rchild, child_shape)
+                # Only where the parent itself exists: below a new item nothing is present.
+                if not _absent(lhs):
+                    lchild = _present(lchild, child_shape)
+                if not _absent(rhs):
+                    rchild = _present(rchild, child_shape)
             if _absent(lchild) and _absent(rchild):
                 continue
             _compare(lchild, rchild, child_shape, (*path, field_element(name)), out)
@@ -700,20 +710,22 @@ def _validate(value: Any, shape: Shape, path: Path, errors: list[str]) -> None:
 
 
 def _validate_scalar(value: Any, shape: Shape, report: Callable[[str], None]) -> None:
+    """validateScalar: numeric, string and boolean schemas check the value's type; mixed
+    ones (int-or-string, quantities) only that it is a scalar."""
     types = set(shape.node.types) if shape.node is not None else set()
     if shape.node is not None and shape.node.raw.get("x-kubernetes-int-or-string"):
         types = {"string", "integer"}
-    if isinstance(value, (dict, list)):
-        report(f"expected scalar, got {go_type_name(value)}")
-        return
     if types and types <= {"integer", "number"}:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             report(f"expected numeric (int or float), got {go_type_name(value)}")
     elif types == {"string"}:
         if not isinstance(value, str):
             report(f"expected string, got &value.valueUnstructured{{Value:{go_v(value)}}}")
-    elif types == {"boolean"} and not isinstance(value, bool):
-        report(f"expected boolean, got &{{{go_v(value)}}}")
+    elif types == {"boolean"}:
+        if not isinstance(value, bool):
+            report(f"expected boolean, got &{{{go_v(value)}}}")
+    elif isinstance(value, (dict, list)):
+        report(f"expected any scalar, got &{{{go_v(value)}}}")
 
 
 def strip_none(value: Any) -> Any:
@@ -723,8 +735,3 @@ def strip_none(value: Any) -> Any:
     if isinstance(value, list):
         return [strip_none(v) for v in value]
     return value
-
-
-@functools.lru_cache(maxsize=256)
-def _quoted(name: str) -> str:
-    return go_json(name)

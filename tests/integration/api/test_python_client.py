@@ -25,9 +25,15 @@ def api_client(server: RunningServer) -> Iterator[client.ApiClient]:
 def test_crud_and_selectors(api_client: client.ApiClient, namespace: str) -> None:
     core = client.CoreV1Api(api_client)
     for index in range(3):
-        core.create_namespaced_config_map(namespace, client.V1ConfigMap(
-            metadata=client.V1ObjectMeta(name=f"cm-{index}", labels={"group": "even" if index % 2 == 0 else "odd"}),
-            data={"index": str(index)}))
+        core.create_namespaced_config_map(
+            namespace,
+            client.V1ConfigMap(
+                metadata=client.V1ObjectMeta(
+                    name=f"cm-{index}", labels={"group": "even" if index % 2 == 0 else "odd"}
+                ),
+                data={"index": str(index)},
+            ),
+        )
     got = core.read_namespaced_config_map("cm-1", namespace)
     assert got.data == {"index": "1"}
     evens = core.list_namespaced_config_map(namespace, label_selector="group=even")
@@ -57,14 +63,18 @@ def test_watch_resumes_from_resource_version(api_client: client.ApiClient, names
 
     def writer() -> None:
         for name in names:
-            core.create_namespaced_config_map(namespace, client.V1ConfigMap(metadata=client.V1ObjectMeta(name=name)))
+            core.create_namespaced_config_map(
+                namespace, client.V1ConfigMap(metadata=client.V1ObjectMeta(name=name))
+            )
 
     thread = threading.Thread(target=writer)
     thread.start()
     seen: list[tuple[str, str]] = []
     last_rv = start
     stream = watch.Watch()
-    for event in stream.stream(core.list_namespaced_config_map, namespace, resource_version=start, timeout_seconds=10):
+    for event in stream.stream(
+        core.list_namespaced_config_map, namespace, resource_version=start, timeout_seconds=10
+    ):
         seen.append((event["type"], event["object"].metadata.name))
         last_rv = event["object"].metadata.resource_version
         if len(seen) == 3:
@@ -72,27 +82,51 @@ def test_watch_resumes_from_resource_version(api_client: client.ApiClient, names
     thread.join()
     # Reconnect from the last resourceVersion seen: the rest arrives, nothing twice.
     stream = watch.Watch()
-    for event in stream.stream(core.list_namespaced_config_map, namespace, resource_version=last_rv, timeout_seconds=10):
+    for event in stream.stream(
+        core.list_namespaced_config_map, namespace, resource_version=last_rv, timeout_seconds=10
+    ):
         seen.append((event["type"], event["object"].metadata.name))
         if len(seen) == len(names):
             stream.stop()
     assert seen == [("ADDED", name) for name in names]
 
 
-def test_custom_resource_definition_and_custom_resource(api_client: client.ApiClient, namespace: str) -> None:
+def test_custom_resource_definition_and_custom_resource(
+    api_client: client.ApiClient, namespace: str
+) -> None:
     group = f"t{uuid.uuid4().hex[:6]}.example.com"
     crd = {
-        "apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+        "apiVersion": "apiextensions.k8s.io/v1",
+        "kind": "CustomResourceDefinition",
         "metadata": {"name": f"widgets.{group}"},
         "spec": {
-            "group": group, "scope": "Namespaced",
-            "names": {"plural": "widgets", "singular": "widget", "kind": "Widget", "shortNames": ["wd"]},
-            "versions": [{
-                "name": "v1", "served": True, "storage": True,
-                "schema": {"openAPIV3Schema": {"type": "object", "properties": {
-                    "spec": {"type": "object", "properties": {"size": {"type": "integer"}}}}}},
-                "subresources": {"status": {}},
-            }],
+            "group": group,
+            "scope": "Namespaced",
+            "names": {
+                "plural": "widgets",
+                "singular": "widget",
+                "kind": "Widget",
+                "shortNames": ["wd"],
+            },
+            "versions": [
+                {
+                    "name": "v1",
+                    "served": True,
+                    "storage": True,
+                    "schema": {
+                        "openAPIV3Schema": {
+                            "type": "object",
+                            "properties": {
+                                "spec": {
+                                    "type": "object",
+                                    "properties": {"size": {"type": "integer"}},
+                                }
+                            },
+                        }
+                    },
+                    "subresources": {"status": {}},
+                }
+            ],
         },
     }
     ext = client.ApiextensionsV1Api(api_client)
@@ -101,8 +135,18 @@ def test_custom_resource_definition_and_custom_resource(api_client: client.ApiCl
     deadline = time.monotonic() + 10
     while True:
         try:
-            created = custom.create_namespaced_custom_object(group, "v1", namespace, "widgets", {
-                "apiVersion": f"{group}/v1", "kind": "Widget", "metadata": {"name": "w1"}, "spec": {"size": 3}})
+            created = custom.create_namespaced_custom_object(
+                group,
+                "v1",
+                namespace,
+                "widgets",
+                {
+                    "apiVersion": f"{group}/v1",
+                    "kind": "Widget",
+                    "metadata": {"name": "w1"},
+                    "spec": {"size": 3},
+                },
+            )
             break
         except ApiException as exc:
             if exc.status != 404 or time.monotonic() > deadline:
@@ -112,6 +156,16 @@ def test_custom_resource_definition_and_custom_resource(api_client: client.ApiCl
     listed = custom.list_namespaced_custom_object(group, "v1", namespace, "widgets")
     assert [i["metadata"]["name"] for i in listed["items"]] == ["w1"]
     with pytest.raises(ApiException) as bad:
-        custom.create_namespaced_custom_object(group, "v1", namespace, "widgets", {
-            "apiVersion": f"{group}/v1", "kind": "Widget", "metadata": {"name": "w2"}, "spec": {"size": "big"}})
+        custom.create_namespaced_custom_object(
+            group,
+            "v1",
+            namespace,
+            "widgets",
+            {
+                "apiVersion": f"{group}/v1",
+                "kind": "Widget",
+                "metadata": {"name": "w2"},
+                "spec": {"size": "big"},
+            },
+        )
     assert bad.value.status == 422

@@ -5,9 +5,9 @@ from __future__ import annotations
 import base64
 import json
 import ssl
-import tempfile
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -36,10 +36,19 @@ class Client:
         self.context.load_cert_chain(str(directory / "client.crt"), str(directory / "client.key"))
         self.base = server.url
 
-    def call(self, method: str, path: str, body: bytes | None = None,
-             content_type: str = "application/json") -> tuple[int, Any]:
-        req = urlrequest.Request(self.base + path, data=body, method=method,
-                                 headers={"Content-Type": content_type, "Accept": "application/json"})
+    def call(
+        self,
+        method: str,
+        path: str,
+        body: bytes | None = None,
+        content_type: str = "application/json",
+    ) -> tuple[int, Any]:
+        req = urlrequest.Request(
+            self.base + path,
+            data=body,
+            method=method,
+            headers={"Content-Type": content_type, "Accept": "application/json"},
+        )
         try:
             with urlrequest.urlopen(req, context=self.context, timeout=30) as response:
                 return response.status, json.loads(response.read() or b"null")
@@ -53,32 +62,111 @@ def api(server: RunningServer) -> Client:
 
 
 def _cm(name: str, **extra: Any) -> bytes:
-    return json.dumps({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name}, **extra}).encode()
+    return json.dumps(
+        {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name}, **extra}
+    ).encode()
 
 
 BAD_INPUT = [
     # (what, method, path suffix, body, content type, code, reason)
-    ("malformed json", "POST", "configmaps", b'{"apiVersion": "v1", "kind": ', "application/json", 400, "BadRequest"),
-    ("malformed yaml", "POST", "configmaps", b"apiVersion: v1\nkind: [ConfigMap\n", "application/yaml", 400, "BadRequest"),
-    ("malformed protobuf", "POST", "configmaps", b"k8s\x00\x0a\xff\xff", "application/vnd.kubernetes.protobuf", 400, "BadRequest"),
+    (
+        "malformed json",
+        "POST",
+        "configmaps",
+        b'{"apiVersion": "v1", "kind": ',
+        "application/json",
+        400,
+        "BadRequest",
+    ),
+    (
+        "malformed yaml",
+        "POST",
+        "configmaps",
+        b"apiVersion: v1\nkind: [ConfigMap\n",
+        "application/yaml",
+        400,
+        "BadRequest",
+    ),
+    (
+        "malformed protobuf",
+        "POST",
+        "configmaps",
+        b"k8s\x00\x0a\xff\xff",
+        "application/vnd.kubernetes.protobuf",
+        400,
+        "BadRequest",
+    ),
     ("not an object", "POST", "configmaps", b"[1, 2]", "application/json", 400, "BadRequest"),
-    ("wrong type", "POST", "configmaps", _cm("typed", data={"a": 1}), "application/json", 400, "BadRequest"),
+    (
+        "wrong type",
+        "POST",
+        "configmaps",
+        _cm("typed", data={"a": 1}),
+        "application/json",
+        400,
+        "BadRequest",
+    ),
     ("invalid name", "POST", "configmaps", _cm("Bad_Name"), "application/json", 422, "Invalid"),
-    ("invalid label", "POST", "configmaps",
-     json.dumps({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "l", "labels": {"a": "b c"}}}).encode(),
-     "application/json", 422, "Invalid"),
-    ("unknown kind", "POST", "configmaps",
-     json.dumps({"apiVersion": "v1", "kind": "Gizmo", "metadata": {"name": "g"}}).encode(), "application/json", 400, "BadRequest"),
-    ("unsupported media type", "POST", "configmaps", b"<xml/>", "application/xml", 415, "UnsupportedMediaType"),
-    ("oversized body", "POST", "configmaps", _cm("big", data={"k": "x" * (3 * 1024 * 1024 + 10)}), "application/json", 413, "RequestEntityTooLarge"),
+    (
+        "invalid label",
+        "POST",
+        "configmaps",
+        json.dumps(
+            {
+                "apiVersion": "v1",
+                "kind": "ConfigMap",
+                "metadata": {"name": "l", "labels": {"a": "b c"}},
+            }
+        ).encode(),
+        "application/json",
+        422,
+        "Invalid",
+    ),
+    (
+        "unknown kind",
+        "POST",
+        "configmaps",
+        json.dumps({"apiVersion": "v1", "kind": "Gizmo", "metadata": {"name": "g"}}).encode(),
+        "application/json",
+        400,
+        "BadRequest",
+    ),
+    (
+        "unsupported media type",
+        "POST",
+        "configmaps",
+        b"<xml/>",
+        "application/xml",
+        415,
+        "UnsupportedMediaType",
+    ),
+    (
+        "oversized body",
+        "POST",
+        "configmaps",
+        _cm("big", data={"k": "x" * (3 * 1024 * 1024 + 10)}),
+        "application/json",
+        413,
+        "RequestEntityTooLarge",
+    ),
 ]
 
 
-@pytest.mark.parametrize(("what", "method", "suffix", "body", "content_type", "code", "reason"), BAD_INPUT,
-                         ids=[case[0] for case in BAD_INPUT])
+@pytest.mark.parametrize(
+    ("what", "method", "suffix", "body", "content_type", "code", "reason"),
+    BAD_INPUT,
+    ids=[case[0] for case in BAD_INPUT],
+)
 def test_bad_input_gets_a_status_and_stores_nothing(
-    api: Client, namespace: str, what: str, method: str, suffix: str, body: bytes, content_type: str,
-    code: int, reason: str,
+    api: Client,
+    namespace: str,
+    what: str,
+    method: str,
+    suffix: str,
+    body: bytes,
+    content_type: str,
+    code: int,
+    reason: str,
 ) -> None:
     base = f"/api/v1/namespaces/{namespace}/{suffix}"
     status, answer = api.call(method, base, body, content_type)
@@ -91,8 +179,11 @@ def test_bad_input_gets_a_status_and_stores_nothing(
 
 
 def test_strict_unknown_field_names_the_field(api: Client, namespace: str) -> None:
-    status, answer = api.call("POST", f"/api/v1/namespaces/{namespace}/configmaps?fieldValidation=Strict",
-                              _cm("strict", spec={"x": 1}))
+    status, answer = api.call(
+        "POST",
+        f"/api/v1/namespaces/{namespace}/configmaps?fieldValidation=Strict",
+        _cm("strict", spec={"x": 1}),
+    )
     assert status == 400
     assert 'unknown field "spec"' in answer["message"]
 
@@ -107,17 +198,29 @@ def test_invalid_reports_causes(api: Client, namespace: str) -> None:
 
 def test_immutable_field_change_is_rejected(api: Client, namespace: str) -> None:
     deployment = {
-        "apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web"},
-        "spec": {"selector": {"matchLabels": {"app": "web"}},
-                 "template": {"metadata": {"labels": {"app": "web"}},
-                              "spec": {"containers": [{"name": "web", "image": "nginx"}]}}},
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": "web"},
+        "spec": {
+            "selector": {"matchLabels": {"app": "web"}},
+            "template": {
+                "metadata": {"labels": {"app": "web"}},
+                "spec": {"containers": [{"name": "web", "image": "nginx"}]},
+            },
+        },
     }
     path = f"/apis/apps/v1/namespaces/{namespace}/deployments"
     status, created = api.call("POST", path, json.dumps(deployment).encode())
     assert status == 201, created
-    patch = {"spec": {"selector": {"matchLabels": {"app": "other"}},
-                      "template": {"metadata": {"labels": {"app": "other"}}}}}
-    status, answer = api.call("PATCH", f"{path}/web", json.dumps(patch).encode(), "application/merge-patch+json")
+    patch = {
+        "spec": {
+            "selector": {"matchLabels": {"app": "other"}},
+            "template": {"metadata": {"labels": {"app": "other"}}},
+        }
+    }
+    status, answer = api.call(
+        "PATCH", f"{path}/web", json.dumps(patch).encode(), "application/merge-patch+json"
+    )
     assert status == 422
     assert any(c["field"] == "spec.selector" for c in answer["details"]["causes"])
     status, current = api.call("GET", f"{path}/web")
@@ -192,9 +295,20 @@ def test_kill_9_loses_no_acknowledged_write(tmp_path: Path) -> None:
         (tmp_path / "client.crt").write_bytes(base64.b64decode(user["client-certificate-data"]))
         (tmp_path / "client.key").write_bytes(base64.b64decode(user["client-key-data"]))
         writer = subprocess.Popen(
-            [sys.executable, "-c", WRITER, own.url, str(tmp_path / "ca.crt"), str(tmp_path / "client.crt"),
-             str(tmp_path / "client.key"), "durable"],
-            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+            [
+                sys.executable,
+                "-c",
+                WRITER,
+                own.url,
+                str(tmp_path / "ca.crt"),
+                str(tmp_path / "client.crt"),
+                str(tmp_path / "client.key"),
+                "durable",
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            text=True,
+        )
         acknowledged: list[int] = []
         assert writer.stdout is not None
         deadline = time.monotonic() + 30

@@ -7,7 +7,7 @@ import time
 from collections.abc import AsyncIterator
 
 import pytest
-from storage_backends import Backend
+from tests.integration.storage.storage_backends import Backend
 
 from timonel.storage.guaranteed import guaranteed_update
 from timonel.storage.interface import (

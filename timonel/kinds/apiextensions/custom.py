@@ -21,6 +21,7 @@ from typing import Any, ClassVar, cast
 
 from timonel.api.errors import FieldError, invalid_value
 from timonel.api.objects import Object
+from timonel.api.validation import qualified_name_problems
 from timonel.kinds.apiextensions.jsonpath import JSONPath, JSONPathError, text_of
 from timonel.kinds.base import AGE_COLUMN, NAME_COLUMN, Column, ScaleSpec, Strategy
 from timonel.kinds.printing import age
@@ -28,6 +29,7 @@ from timonel.schema.definitions import SchemaNode, schema_from_openapi
 from timonel.schema.fields import prune_unknown, validate_custom_resource
 
 MAX_INT32 = 2**31 - 1
+STANDARD_FINALIZERS = frozenset({"orphan", "foregroundDeletion", "kubernetes"})
 DEFAULT_AGE_COLUMN = Column("Age", type="date", description=AGE_COLUMN.description)
 
 
@@ -170,6 +172,22 @@ class CustomResourceStrategy(Strategy):
             if problem:
                 errors.append(invalid_value(selector_path, "", problem))
         return errors
+
+    def warnings(self, obj: Object) -> list[str]:
+        """Finalizer names that are not domain-qualified (generateWarningsFromObj)."""
+        found: list[str] = []
+        for finalizer in sorted(set((obj.get("metadata") or {}).get("finalizers") or [])):
+            name = str(finalizer)
+            found.extend(
+                f'metadata.finalizers: "{name}": {p}' for p in qualified_name_problems(name)
+            )
+            if "/" not in name and name not in STANDARD_FINALIZERS:
+                path = " including a path (/)" if "." in name else ""
+                found.append(
+                    f'metadata.finalizers: "{name}": prefer a domain-qualified finalizer name{path} '
+                    "to avoid accidental conflicts with other finalizer writers"
+                )
+        return found
 
     # -- reading ----------------------------------------------------------------------
 

@@ -32,6 +32,8 @@ class ControllerRevisionStrategy(Strategy):
     kind: ClassVar[str] = "ControllerRevision"
     plural: ClassVar[str] = "controllerrevisions"
     singular: ClassVar[str] = "controllerrevision"
+    # Checked by validate_update, with kube-apiserver's wording.
+    immutable_fields: ClassVar[tuple[str, ...]] = ("data",)
     columns: ClassVar[tuple[Column, ...]] = (
         NAME_COLUMN,
         Column("Controller", description="Controller of the object"),

@@ -189,6 +189,8 @@ class DaemonSetStrategy(Strategy):
     categories: ClassVar[tuple[str, ...]] = ("all",)
     has_status: ClassVar[bool] = True
     tracks_generation: ClassVar[bool] = True
+    # Checked by validate_update, with kube-apiserver's wording.
+    immutable_fields: ClassVar[tuple[str, ...]] = ("spec.selector",)
     columns: ClassVar[tuple[Column, ...]] = (
         NAME_COLUMN,
         Column(

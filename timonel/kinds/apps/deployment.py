@@ -232,7 +232,8 @@ class DeploymentStrategy(Strategy):
     has_status: ClassVar[bool] = True
     scale: ClassVar[ScaleSpec | None] = ScaleSpec()
     tracks_generation: ClassVar[bool] = True
-    immutable_fields: ClassVar[tuple[str, ...]] = ()
+    # Checked by validate_update, with kube-apiserver's wording.
+    immutable_fields: ClassVar[tuple[str, ...]] = ("spec.selector",)
     columns: ClassVar[tuple[Column, ...]] = (
         NAME_COLUMN,
         READY_COLUMN,

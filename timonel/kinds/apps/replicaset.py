@@ -115,6 +115,8 @@ class ReplicaSetStrategy(Strategy):
     scale: ClassVar[ScaleSpec | None] = ScaleSpec()
     tracks_generation: ClassVar[bool] = True
     field_labels: ClassVar[tuple[str, ...]] = ("status.replicas",)
+    # Checked by validate_update, with kube-apiserver's wording.
+    immutable_fields: ClassVar[tuple[str, ...]] = ("spec.selector",)
     columns: ClassVar[tuple[Column, ...]] = (
         NAME_COLUMN,
         Column(

@@ -718,6 +718,16 @@ class JobStrategy(Strategy):
     has_status: ClassVar[bool] = True
     tracks_generation: ClassVar[bool] = True
     field_labels: ClassVar[tuple[str, ...]] = ("status.successful",)
+    # Checked by validate_update, with kube-apiserver's wording; the template is partly
+    # mutable while suspended, and completions scale with parallelism on Indexed Jobs.
+    immutable_fields: ClassVar[tuple[str, ...]] = (
+        "spec.selector",
+        "spec.completionMode",
+        "spec.podFailurePolicy",
+        "spec.backoffLimitPerIndex",
+        "spec.managedBy",
+        "spec.successPolicy",
+    )
     columns: ClassVar[tuple[Column, ...]] = (
         NAME_COLUMN,
         Column("Status", description="Status of the job."),

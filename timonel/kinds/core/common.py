@@ -8,6 +8,7 @@ Wording follows kube-apiserver's `pkg/apis/core/validation` and apimachinery's
 from __future__ import annotations
 
 import ipaddress
+import json
 import re
 from typing import Any, TypeGuard
 
@@ -440,3 +441,57 @@ def decode_base64(text: str) -> bytes:
             raise Base64Error(trailing_error)
         if length < 4:
             return bytes(out)
+
+
+# -- enumerations and shared errors ------------------------------------------------------
+
+MAX_INT32 = 2**31 - 1
+
+RESTART_POLICIES = ["Always", "OnFailure", "Never"]
+DNS_POLICIES = ["ClusterFirstWithHostNet", "ClusterFirst", "Default", "None"]
+PULL_POLICIES = ["Always", "IfNotPresent", "Never"]
+TERMINATION_MESSAGE_POLICIES = ["File", "FallbackToLogsOnError"]
+PREEMPTION_POLICIES = ["PreemptLowerPriority", "Never"]
+TAINT_EFFECTS = ["NoSchedule", "PreferNoSchedule", "NoExecute"]
+
+
+def not_found(path: str, value: Any, detail: str = "") -> FieldError:
+    return FieldError(ErrorType.NOT_FOUND, path, detail, value)
+
+
+def validate_enum_required(value: Any, path: str, supported: list[str]) -> list[FieldError]:
+    """A required field naming one of `supported`."""
+    if value in (None, ""):
+        return [required(path)]
+    if value not in supported:
+        return [not_supported(path, value, supported)]
+    return []
+
+
+# -- what an update changed -------------------------------------------------------------
+
+
+def spec_diff(old: Any, new: Any, path: str) -> str:
+    """A line per changed field (`- old`, `+ new`), in place of the Go struct diff
+    kube-apiserver appends to its message."""
+    lines: list[str] = []
+    _diff(old, new, path, lines)
+    return "\n".join(lines)
+
+
+def _diff(old: Any, new: Any, path: str, lines: list[str]) -> None:
+    if isinstance(old, dict) and isinstance(new, dict):
+        for key in sorted(set(old) | set(new)):
+            _diff(old.get(key), new.get(key), f"{path}.{key}", lines)
+    elif isinstance(old, list) and isinstance(new, list) and len(old) == len(new):
+        for i, (a, b) in enumerate(zip(old, new, strict=True)):
+            _diff(a, b, f"{path}[{i}]", lines)
+    elif old != new:
+        if old is not None:
+            lines.append(f"- {path}: {_render(old)}")
+        if new is not None:
+            lines.append(f"+ {path}: {_render(new)}")
+
+
+def _render(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"))

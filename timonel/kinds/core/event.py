@@ -70,28 +70,48 @@ class EventStrategy(Strategy):
         if not obj.get("eventTime"):
             if not involved_namespace:
                 if namespace not in ("", "default"):
-                    errors.append(invalid_value("involvedObject.namespace", involved_namespace,
-                                                "does not match event.namespace"))
+                    errors.append(
+                        invalid_value(
+                            "involvedObject.namespace",
+                            involved_namespace,
+                            "does not match event.namespace",
+                        )
+                    )
             elif namespace != involved_namespace:
-                errors.append(invalid_value("involvedObject.namespace", involved_namespace,
-                                            "does not match event.namespace"))
+                errors.append(
+                    invalid_value(
+                        "involvedObject.namespace",
+                        involved_namespace,
+                        "does not match event.namespace",
+                    )
+                )
         else:
             if not involved_namespace and namespace not in ("default", "kube-system"):
-                errors.append(invalid_value("involvedObject.namespace", involved_namespace,
-                                            "does not match event.namespace"))
+                errors.append(
+                    invalid_value(
+                        "involvedObject.namespace",
+                        involved_namespace,
+                        "does not match event.namespace",
+                    )
+                )
             controller = as_str(obj.get("reportingComponent"))
             if not controller:
                 errors.append(required("reportingComponent"))
             errors += validate_qualified_name(controller, "reportingComponent")
-            for field, limit in (("reportingInstance", REPORTING_INSTANCE_LIMIT), ("action", ACTION_LIMIT),
-                                 ("reason", REASON_LIMIT)):
+            for field, limit in (
+                ("reportingInstance", REPORTING_INSTANCE_LIMIT),
+                ("action", ACTION_LIMIT),
+                ("reason", REASON_LIMIT),
+            ):
                 value = as_str(obj.get(field))
                 if not value:
                     errors.append(required(field))
                 if len(value) > limit:
                     errors.append(invalid_value(field, "", f"can have at most {limit} characters"))
             if len(as_str(obj.get("message"))) > NOTE_LIMIT:
-                errors.append(invalid_value("message", "", f"can have at most {NOTE_LIMIT} characters"))
+                errors.append(
+                    invalid_value("message", "", f"can have at most {NOTE_LIMIT} characters")
+                )
         for problem in dns1123_subdomain_problems(namespace):
             errors.append(invalid_value("namespace", namespace, problem))
         return errors
@@ -105,20 +125,24 @@ class EventStrategy(Strategy):
     def selectable_fields(self, obj: Object) -> dict[str, str]:
         fields = super().selectable_fields(obj)
         involved = as_dict(obj.get("involvedObject"))
-        source = as_str(as_dict(obj.get("source")).get("component")) or as_str(obj.get("reportingComponent"))
-        fields.update({
-            "involvedObject.kind": as_str(involved.get("kind")),
-            "involvedObject.namespace": as_str(involved.get("namespace")),
-            "involvedObject.name": as_str(involved.get("name")),
-            "involvedObject.uid": as_str(involved.get("uid")),
-            "involvedObject.apiVersion": as_str(involved.get("apiVersion")),
-            "involvedObject.resourceVersion": as_str(involved.get("resourceVersion")),
-            "involvedObject.fieldPath": as_str(involved.get("fieldPath")),
-            "reason": as_str(obj.get("reason")),
-            "reportingComponent": as_str(obj.get("reportingComponent")),
-            "source": source,
-            "type": as_str(obj.get("type")),
-        })
+        source = as_str(as_dict(obj.get("source")).get("component")) or as_str(
+            obj.get("reportingComponent")
+        )
+        fields.update(
+            {
+                "involvedObject.kind": as_str(involved.get("kind")),
+                "involvedObject.namespace": as_str(involved.get("namespace")),
+                "involvedObject.name": as_str(involved.get("name")),
+                "involvedObject.uid": as_str(involved.get("uid")),
+                "involvedObject.apiVersion": as_str(involved.get("apiVersion")),
+                "involvedObject.resourceVersion": as_str(involved.get("resourceVersion")),
+                "involvedObject.fieldPath": as_str(involved.get("fieldPath")),
+                "reason": as_str(obj.get("reason")),
+                "reportingComponent": as_str(obj.get("reportingComponent")),
+                "source": source,
+                "type": as_str(obj.get("type")),
+            }
+        )
         return fields
 
 

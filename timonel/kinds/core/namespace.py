@@ -28,6 +28,8 @@ class NamespaceStrategy(Strategy):
     namespaced = False
     short_names = ("ns",)
     has_status = True
+    # Namespaces are deleted one by one (their content first): no deletecollection.
+    verbs = ("create", "delete", "get", "list", "patch", "update", "watch")
     field_labels = ("status.phase", "name")
     columns: ClassVar[tuple[Column, ...]] = (
         NAME_COLUMN,

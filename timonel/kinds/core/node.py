@@ -9,11 +9,19 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
-from timonel.api.errors import FieldError, duplicate, forbidden, invalid_value, not_supported, required
+from timonel.api.errors import (
+    FieldError,
+    duplicate,
+    forbidden,
+    invalid_value,
+    not_supported,
+    required,
+)
 from timonel.api.objects import Object
 from timonel.api.quantity import canonical_resource_list
 from timonel.kinds.base import AGE_COLUMN, NAME_COLUMN, Column, Strategy
 from timonel.kinds.core.common import (
+    TAINT_EFFECTS,
     as_dict,
     as_list,
     as_str,
@@ -25,7 +33,6 @@ from timonel.kinds.core.common import (
     validate_qualified_name,
     validate_resource_quantity,
 )
-from timonel.kinds.core.podspec import TAINT_EFFECTS
 from timonel.kinds.printing import creation_age, field_description
 
 ROLE_LABEL_PREFIX = "node-role.kubernetes.io/"
@@ -60,8 +67,14 @@ class NodeStrategy(Strategy):
         Column("Internal-IP", priority=1, description=_doc("status", "addresses")),
         Column("External-IP", priority=1, description=_doc("status", "addresses")),
         Column("OS-Image", priority=1, description=_doc("status", "nodeInfo", "osImage")),
-        Column("Kernel-Version", priority=1, description=_doc("status", "nodeInfo", "kernelVersion")),
-        Column("Container-Runtime", priority=1, description=_doc("status", "nodeInfo", "containerRuntimeVersion")),
+        Column(
+            "Kernel-Version", priority=1, description=_doc("status", "nodeInfo", "kernelVersion")
+        ),
+        Column(
+            "Container-Runtime",
+            priority=1,
+            description=_doc("status", "nodeInfo", "containerRuntimeVersion"),
+        ),
     )
 
     def default(self, obj: Object) -> None:
@@ -113,8 +126,13 @@ class NodeStrategy(Strategy):
             errors += validate_cidr(cidr, f"spec.podCIDRs[{i}]")
         if len(cidrs) > 1:
             if not is_dual_stack([as_str(c).split("/")[0] for c in cidrs]) or len(cidrs) > 2:
-                errors.append(invalid_value("spec.podCIDRs", go_strings(cidrs),
-                                            "may specify no more than one CIDR for each IP family"))
+                errors.append(
+                    invalid_value(
+                        "spec.podCIDRs",
+                        go_strings(cidrs),
+                        "may specify no more than one CIDR for each IP family",
+                    )
+                )
             seen: set[str] = set()
             for i, cidr in enumerate(cidrs):
                 if cidr in seen:
@@ -134,9 +152,18 @@ class NodeStrategy(Strategy):
             seen.append(address)
         old_cidrs = as_list(old_spec.get("podCIDRs"))
         if old_cidrs and old_cidrs != as_list(spec.get("podCIDRs")):
-            errors.append(forbidden("spec.podCIDRs", 'node updates may not change podCIDR except from "" to valid'))
+            errors.append(
+                forbidden(
+                    "spec.podCIDRs", 'node updates may not change podCIDR except from "" to valid'
+                )
+            )
         if old_spec.get("providerID") and old_spec.get("providerID") != spec.get("providerID"):
-            errors.append(forbidden("spec.providerID", 'node updates may not change providerID except from "" to valid'))
+            errors.append(
+                forbidden(
+                    "spec.providerID",
+                    'node updates may not change providerID except from "" to valid',
+                )
+            )
         errors += validate_taints(spec.get("taints"), "metadata.taints")
         if spec.get("externalID") != old_spec.get("externalID"):
             errors.append(forbidden("spec.externalID", "may not be updated"))
@@ -164,7 +191,9 @@ class NodeStrategy(Strategy):
 
     def selectable_fields(self, obj: Object) -> dict[str, str]:
         fields = super().selectable_fields(obj)
-        fields["spec.unschedulable"] = "true" if as_dict(obj.get("spec")).get("unschedulable") is True else "false"
+        fields["spec.unschedulable"] = (
+            "true" if as_dict(obj.get("spec")).get("unschedulable") is True else "false"
+        )
         return fields
 
 
@@ -208,7 +237,10 @@ def admit_node(node: Object) -> None:
     if not isinstance(taints, list):
         taints = []
     for taint in taints:
-        if as_dict(taint).get("key") == NOT_READY_TAINT and as_dict(taint).get("effect") == "NoSchedule":
+        if (
+            as_dict(taint).get("key") == NOT_READY_TAINT
+            and as_dict(taint).get("effect") == "NoSchedule"
+        ):
             return
     taints.append({"key": NOT_READY_TAINT, "effect": "NoSchedule"})
     spec["taints"] = taints
@@ -226,15 +258,23 @@ def validate_taints(taints: Any, path: str) -> list[FieldError]:
         value = as_str(taint.get("value"))
         problems = validate_label_value(value, f"{taint_path}.value")
         if problems:
-            errors.append(invalid_value(f"{taint_path}.value", value, ";".join(p.detail for p in problems)))
+            errors.append(
+                invalid_value(f"{taint_path}.value", value, ";".join(p.detail for p in problems))
+            )
         effect = as_str(taint.get("effect"))
         if not effect:
             errors.append(required(f"{taint_path}.effect"))
         elif effect not in TAINT_EFFECTS:
             errors.append(not_supported(f"{taint_path}.effect", effect, TAINT_EFFECTS))
         if (effect, taint_key) in seen:
-            errors.append(FieldError(duplicate(taint_path, taint).type, taint_path,
-                                     "taints must be unique by key and effect pair", taint))
+            errors.append(
+                FieldError(
+                    duplicate(taint_path, taint).type,
+                    taint_path,
+                    "taints must be unique by key and effect pair",
+                    taint,
+                )
+            )
             continue
         seen.add((effect, taint_key))
     return errors

@@ -26,6 +26,7 @@ from timonel.api.quantity import (
 from timonel.api.validation import dns1123_label_problems, dns1123_subdomain_problems
 from timonel.kinds.base import AGE_COLUMN, NAME_COLUMN, Column, Strategy
 from timonel.kinds.core.common import (
+    MAX_INT32,
     as_dict,
     as_list,
     as_str,
@@ -33,18 +34,18 @@ from timonel.kinds.core.common import (
     index,
     is_dual_stack,
     is_int,
+    spec_diff,
     validate_ip,
     validate_qualified_name,
 )
+from timonel.kinds.core.podcontainers import validate_containers_for_pod
+from timonel.kinds.core.podscheduling import validate_tolerations
 from timonel.kinds.core.podspec import (
-    MAX_INT32,
     default_pod_only,
     default_pod_spec,
     is_restartable_init_container,
-    validate_containers_for_pod,
     validate_pod_annotations,
     validate_pod_spec,
-    validate_tolerations,
 )
 from timonel.kinds.printing import age, field_description
 
@@ -931,34 +932,6 @@ def _validate_added_tolerations(new: list[Any], old: list[Any]) -> list[FieldErr
                 )
             ]
     return validate_tolerations(new, "spec.tolerations")
-
-
-def spec_diff(old: Any, new: Any, path: str) -> str:
-    """A line per changed field (`- old`, `+ new`), in place of the Go struct diff
-    kube-apiserver appends to its message."""
-    lines: list[str] = []
-    _diff(old, new, path, lines)
-    return "\n".join(lines)
-
-
-def _diff(old: Any, new: Any, path: str, lines: list[str]) -> None:
-    if isinstance(old, dict) and isinstance(new, dict):
-        for key in sorted(set(old) | set(new)):
-            _diff(old.get(key), new.get(key), f"{path}.{key}", lines)
-    elif isinstance(old, list) and isinstance(new, list) and len(old) == len(new):
-        for i, (a, b) in enumerate(zip(old, new, strict=True)):
-            _diff(a, b, f"{path}[{i}]", lines)
-    elif old != new:
-        if old is not None:
-            lines.append(f"- {path}: {_render(old)}")
-        if new is not None:
-            lines.append(f"+ {path}: {_render(new)}")
-
-
-def _render(value: Any) -> str:
-    import json
-
-    return json.dumps(value, sort_keys=True, separators=(",", ":"))
 
 
 def _validate_annotation_updates(new: Object, old: Object) -> list[FieldError]:

@@ -13,21 +13,20 @@ name the core fields, as kube-apiserver's do (it validates the internal type).
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC
 from typing import Any, ClassVar
 
 from timonel.api.errors import FieldError, RawValue, invalid_value, required
 from timonel.api.objects import Object, parse_rfc3339
-from timonel.api.validation import dns1123_subdomain_problems, qualified_name_problems
-from timonel.kinds.base import NAME_COLUMN, Column, Strategy
-from timonel.kinds.printing import age, field_description
+from timonel.kinds.base import Column, Strategy
+from timonel.kinds.core.event import EventStrategy as CoreEventStrategy
+from timonel.kinds.core.event import event_row
 
 GROUP = "events.k8s.io"
 EVENT_TYPES = ("Normal", "Warning")
-REPORTING_INSTANCE_LIMIT = 128
-ACTION_LIMIT = 128
-REASON_LIMIT = 128
-NOTE_LIMIT = 1024
+# The core/v1 strategy holds what both APIs share: the legacy validation every Event
+# passes, the printer's columns and row, the field selectors.
+CORE = CoreEventStrategy()
 
 # (events.k8s.io/v1 field, core/v1 field) for the fields that only change name.
 _RENAMED: tuple[tuple[str, str], ...] = (
@@ -43,20 +42,6 @@ _RENAMED: tuple[tuple[str, str], ...] = (
 )
 # Go always serializes struct fields and fields without omitempty: the converters fill
 # them (timestamps serialize as null when zero) and omit the other empty fields.
-
-SELECTABLE_FIELDS: tuple[str, ...] = (
-    "involvedObject.kind",
-    "involvedObject.namespace",
-    "involvedObject.name",
-    "involvedObject.uid",
-    "involvedObject.apiVersion",
-    "involvedObject.resourceVersion",
-    "involvedObject.fieldPath",
-    "reason",
-    "reportingComponent",
-    "source",
-    "type",
-)
 
 
 def _empty(value: Any) -> bool:
@@ -106,89 +91,6 @@ def _as_core(event: Object) -> Object:
     return event
 
 
-def _describe(*path: str) -> str:
-    return field_description("", "v1", "Event", *path)
-
-
-# printers.go's event columns: kube-apiserver prints events.k8s.io Events with the core
-# printer, since both groups share the internal type.
-EVENT_COLUMNS: tuple[Column, ...] = (
-    Column("Last Seen", description=_describe("lastTimestamp")),
-    Column("Type", description=_describe("type")),
-    Column("Reason", description=_describe("reason")),
-    Column("Object", description=_describe("involvedObject")),
-    Column("Subobject", priority=1, description=_describe("involvedObject", "fieldPath")),
-    Column("Source", priority=1, description=_describe("source")),
-    Column("Message", description=_describe("message")),
-    Column("First Seen", priority=1, description=_describe("firstTimestamp")),
-    Column("Count", priority=1, description=_describe("count")),
-    Column("Name", priority=1, format="name", description=NAME_COLUMN.description),
-)
-
-
-def core_event_row(core: Object, now: datetime | None = None) -> list[Any]:
-    """printEvent over a core/v1 Event: the ten cells of EVENT_COLUMNS."""
-    first_seen = (
-        age(core["firstTimestamp"], now)
-        if core.get("firstTimestamp")
-        else age(core.get("eventTime"), now)
-    )
-    last_seen = age(core["lastTimestamp"], now) if core.get("lastTimestamp") else first_seen
-    count = core.get("count") or 0
-    series = core.get("series")
-    if isinstance(series, dict):
-        last_seen = age(series.get("lastObservedTime"), now)
-        count = series.get("count") or 0
-    elif count == 0:
-        count = 1  # a singleton event of the new API carries no count
-    involved = core.get("involvedObject") or {}
-    kind = str(involved.get("kind") or "").lower()
-    target = f"{kind}/{involved['name']}" if involved.get("name") else kind
-    source = core.get("source") or {}
-    component = source.get("component") or core.get("reportingComponent") or ""
-    instance = source.get("host") or core.get("reportingInstance") or ""
-    return [
-        last_seen,
-        core.get("type") or "",
-        core.get("reason") or "",
-        target,
-        involved.get("fieldPath") or "",
-        f"{component}, {instance}" if instance else component,
-        str(core.get("message") or "").strip(),
-        first_seen,
-        int(count),
-        (core.get("metadata") or {}).get("name", ""),
-    ]
-
-
-def core_event_fields(core: Object) -> dict[str, str]:
-    """ToSelectableFields of pkg/registry/core/event: involvedObject.*, reason,
-    reportingComponent, source (falling back to the reporting controller) and type."""
-    involved = core.get("involvedObject") or {}
-    meta = core.get("metadata") or {}
-    fields = {
-        f"involvedObject.{name}": str(involved.get(name) or "")
-        for name in (
-            "kind",
-            "namespace",
-            "name",
-            "uid",
-            "apiVersion",
-            "resourceVersion",
-            "fieldPath",
-        )
-    }
-    fields["reason"] = str(core.get("reason") or "")
-    fields["reportingComponent"] = str(core.get("reportingComponent") or "")
-    fields["source"] = str(
-        (core.get("source") or {}).get("component") or core.get("reportingComponent") or ""
-    )
-    fields["type"] = str(core.get("type") or "")
-    fields["metadata.name"] = str(meta.get("name") or "")
-    fields["metadata.namespace"] = str(meta.get("namespace") or "")
-    return fields
-
-
 class EventStrategy(Strategy):
     """events.k8s.io/v1 events, stored as core/v1 events."""
 
@@ -199,8 +101,8 @@ class EventStrategy(Strategy):
     singular: ClassVar[str] = "event"
     short_names: ClassVar[tuple[str, ...]] = ("ev",)
     storage_resource: ClassVar[tuple[str, str] | None] = ("", "events")
-    field_labels: ClassVar[tuple[str, ...]] = SELECTABLE_FIELDS
-    columns: ClassVar[tuple[Column, ...]] = EVENT_COLUMNS
+    field_labels: ClassVar[tuple[str, ...]] = CoreEventStrategy.field_labels
+    columns: ClassVar[tuple[Column, ...]] = CoreEventStrategy.columns
 
     def to_storage(self, obj: Object) -> Object:
         return to_core_event(obj)
@@ -210,7 +112,7 @@ class EventStrategy(Strategy):
 
     def validate(self, obj: Object) -> list[FieldError]:
         core = to_core_event(obj)
-        errors = validate_event_legacy(core)
+        errors = CORE.validate(core)
         errors.extend(_validate_series(core))
         if not core.get("eventTime"):
             errors.append(required("eventTime"))
@@ -226,7 +128,7 @@ class EventStrategy(Strategy):
 
     def validate_update(self, new: Object, old: Object) -> list[FieldError]:
         new_core, old_core = to_core_event(new), to_core_event(old)
-        errors = validate_event_legacy(new_core)
+        errors = CORE.validate(new_core)
         if new_core.get("series") != old_core.get("series"):
             errors.extend(_validate_series(new_core))
         # The order and the repeated `reason` are kube-apiserver's.
@@ -254,53 +156,10 @@ class EventStrategy(Strategy):
         return errors
 
     def table_row(self, obj: Object) -> list[Any]:
-        return core_event_row(_as_core(obj))
+        return event_row(_as_core(obj))
 
     def selectable_fields(self, obj: Object) -> dict[str, str]:
-        return core_event_fields(_as_core(obj))
-
-
-def validate_event_legacy(core: Object) -> list[FieldError]:
-    """legacyValidateEvent: what every Event must satisfy, whichever API wrote it."""
-    errors: list[FieldError] = []
-    namespace = str((core.get("metadata") or {}).get("namespace") or "")
-    involved_namespace = str((core.get("involvedObject") or {}).get("namespace") or "")
-    mismatch = invalid_value(
-        "involvedObject.namespace", involved_namespace, "does not match event.namespace"
-    )
-    if not core.get("eventTime"):
-        if not involved_namespace:
-            if namespace not in ("", "default"):
-                errors.append(mismatch)
-        elif namespace != involved_namespace:
-            errors.append(mismatch)
-    else:
-        if not involved_namespace and namespace not in ("default", "kube-system"):
-            errors.append(mismatch)
-        controller = str(core.get("reportingComponent") or "")
-        if not controller:
-            errors.append(required("reportingComponent"))
-        errors.extend(
-            invalid_value("reportingComponent", controller, p)
-            for p in qualified_name_problems(controller)
-        )
-        errors.extend(_required_with_limit(core, "reportingInstance", REPORTING_INSTANCE_LIMIT))
-        errors.extend(_required_with_limit(core, "action", ACTION_LIMIT))
-        errors.extend(_required_with_limit(core, "reason", REASON_LIMIT))
-        if len(str(core.get("message") or "")) > NOTE_LIMIT:
-            errors.append(invalid_value("message", "", f"can have at most {NOTE_LIMIT} characters"))
-    errors.extend(
-        invalid_value("namespace", namespace, p) for p in dns1123_subdomain_problems(namespace)
-    )
-    return errors
-
-
-def _required_with_limit(core: Object, name: str, limit: int) -> list[FieldError]:
-    value = str(core.get(name) or "")
-    errors = [] if value else [required(name)]
-    if len(value) > limit:
-        errors.append(invalid_value(name, "", f"can have at most {limit} characters"))
-    return errors
+        return CORE.selectable_fields(_as_core(obj))
 
 
 def _validate_series(core: Object) -> list[FieldError]:
@@ -332,7 +191,7 @@ def _go_value(name: str, value: Any) -> Any:
     """How apimachinery prints the new value of a changed immutable field."""
     if name in ("involvedObject", "related"):
         if value is None:
-            return None
+            return "null"  # apimachinery prints a nil pointer as the string "null"
         inner = ", ".join(f'{go}:"{(value or {}).get(js) or ""}"' for go, js in _REFERENCE_FIELDS)
         return RawValue(f"core.ObjectReference{{{inner}}}")
     if name == "source":

@@ -345,3 +345,31 @@ def test_kind_attributes() -> None:
     assert STRATEGY.has_status and STRATEGY.tracks_generation
     assert STRATEGY.scale is not None
     assert STRATEGY.field_labels == ()
+
+
+def test_names_that_are_not_dns_labels_warn() -> None:
+    obj = created()
+    assert STRATEGY.warnings(obj) == []
+    obj["metadata"]["name"] = "nginx.v1"
+    assert STRATEGY.warnings(obj) == [
+        "metadata.name: this is used in Pod names and hostnames, which can result in surprising "
+        "behavior; a DNS label is recommended: [must not contain dots]"
+    ]
+
+
+@pytest.mark.parametrize(
+    ("a", "b", "equal"),
+    [
+        (
+            {"matchLabels": {"app": "x"}},
+            {"matchLabels": {"app": "x"}, "matchExpressions": []},
+            True,
+        ),
+        ({"matchLabels": {}}, None, True),
+        ({"matchLabels": {"app": "x"}}, {"matchLabels": {"app": "y"}}, False),
+    ],
+)
+def test_selector_comparison_ignores_empty_fields(a: Any, b: Any, equal: bool) -> None:
+    from timonel.kinds.apps.workload import semantic_equal
+
+    assert semantic_equal(a, b) is equal

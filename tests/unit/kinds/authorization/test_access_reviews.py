@@ -20,8 +20,14 @@ CAN_I = {
     "kind": "SelfSubjectAccessReview",
     "apiVersion": "authorization.k8s.io/v1",
     "metadata": {"creationTimestamp": None},
-    "spec": {"resourceAttributes": {"namespace": "default", "verb": "create", "group": "apps",
-                                    "resource": "deployments"}},
+    "spec": {
+        "resourceAttributes": {
+            "namespace": "default",
+            "verb": "create",
+            "group": "apps",
+            "resource": "deployments",
+        }
+    },
     "status": {"allowed": False},
 }
 
@@ -51,30 +57,49 @@ def test_an_authorizer_decides_when_given() -> None:
         return Decision(allowed=False, denied=True, reason="no deployments for you")
 
     answer = SelfSubjectAccessReviewStrategy(authorizer=deny_deployments).respond(CAN_I, ADMIN)
-    assert answer["status"] == {"allowed": False, "denied": True, "reason": "no deployments for you"}
+    assert answer["status"] == {
+        "allowed": False,
+        "denied": True,
+        "reason": "no deployments for you",
+    }
     assert seen == [(ADMIN, CAN_I["spec"])]
 
 
 @pytest.mark.parametrize(
     ("spec", "message"),
     [
-        ({}, 'spec.resourceAttributes: Invalid value: "null": exactly one of nonResourceAttributes or '
-             "resourceAttributes must be specified"),
-        ({"resourceAttributes": {"verb": "get"}, "nonResourceAttributes": {"path": "/healthz", "verb": "get"}},
-         'spec.nonResourceAttributes: Invalid value: authorization.NonResourceAttributes{Path:"/healthz", '
-         'Verb:"get"}: cannot be specified in combination with resourceAttributes'),
+        (
+            {},
+            'spec.resourceAttributes: Invalid value: "null": exactly one of nonResourceAttributes or '
+            "resourceAttributes must be specified",
+        ),
+        (
+            {
+                "resourceAttributes": {"verb": "get"},
+                "nonResourceAttributes": {"path": "/healthz", "verb": "get"},
+            },
+            'spec.nonResourceAttributes: Invalid value: authorization.NonResourceAttributes{Path:"/healthz", '
+            'Verb:"get"}: cannot be specified in combination with resourceAttributes',
+        ),
     ],
 )
 def test_review_spec_is_validated(spec: dict[str, Any], message: str) -> None:
     with pytest.raises(StatusError) as raised:
         SelfSubjectAccessReviewStrategy().respond({**CAN_I, "spec": spec}, ADMIN)
     assert raised.value.code == 422
-    assert raised.value.message == f'SelfSubjectAccessReview.authorization.k8s.io "" is invalid: {message}'
+    assert (
+        raised.value.message
+        == f'SelfSubjectAccessReview.authorization.k8s.io "" is invalid: {message}'
+    )
 
 
 def test_rules_review_lists_everything() -> None:
-    review = {"kind": "SelfSubjectRulesReview", "apiVersion": "authorization.k8s.io/v1",
-              "metadata": {"creationTimestamp": None}, "spec": {"namespace": "default"}}
+    review = {
+        "kind": "SelfSubjectRulesReview",
+        "apiVersion": "authorization.k8s.io/v1",
+        "metadata": {"creationTimestamp": None},
+        "spec": {"namespace": "default"},
+    }
     answer = SelfSubjectRulesReviewStrategy().respond(review, ADMIN)
     assert answer["status"] == {
         "resourceRules": [{"verbs": ["*"], "apiGroups": ["*"], "resources": ["*"]}],
@@ -90,8 +115,12 @@ def test_rules_review_uses_a_given_resolver_and_needs_a_namespace() -> None:
 
     strategy = SelfSubjectRulesReviewStrategy(rules_resolver=nothing)
     answer = strategy.respond({"spec": {"namespace": "apps"}}, ADMIN)
-    assert answer["status"] == {"resourceRules": [], "nonResourceRules": [], "incomplete": True,
-                                "evaluationError": "no rules in apps"}
+    assert answer["status"] == {
+        "resourceRules": [],
+        "nonResourceRules": [],
+        "incomplete": True,
+        "evaluationError": "no rules in apps",
+    }
     with pytest.raises(StatusError) as raised:
         strategy.respond({"spec": {}}, ADMIN)
     assert (raised.value.code, raised.value.message) == (400, "no namespace on request")

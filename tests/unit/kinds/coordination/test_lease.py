@@ -22,22 +22,33 @@ def lease(**spec: Any) -> dict[str, Any]:
 
 
 def test_node_heartbeat_lease_is_valid() -> None:
-    obj = lease(holderIdentity="node-1", leaseDurationSeconds=40,
-                renewTime="2024-05-01T10:00:00.123456Z")
+    obj = lease(
+        holderIdentity="node-1", leaseDurationSeconds=40, renewTime="2024-05-01T10:00:00.123456Z"
+    )
     assert STRATEGY.validate(obj) == []
 
 
 @pytest.mark.parametrize(
     ("spec", "expected"),
     [
-        ({"leaseDurationSeconds": 0},
-         ["spec.leaseDurationSeconds: Invalid value: 0: must be greater than 0"]),
-        ({"leaseTransitions": -1},
-         ["spec.leaseTransitions: Invalid value: -1: must be greater than or equal to 0"]),
-        ({"strategy": "Newest"},
-         ['spec.strategy.strategy: Unsupported value: "Newest": supported values: "OldestEmulationVersion"']),
-        ({"preferredHolder": "node-2"},
-         ["spec.preferredHolder: Forbidden: may only be specified if `strategy` is defined"]),
+        (
+            {"leaseDurationSeconds": 0},
+            ["spec.leaseDurationSeconds: Invalid value: 0: must be greater than 0"],
+        ),
+        (
+            {"leaseTransitions": -1},
+            ["spec.leaseTransitions: Invalid value: -1: must be greater than or equal to 0"],
+        ),
+        (
+            {"strategy": "Newest"},
+            [
+                'spec.strategy.strategy: Unsupported value: "Newest": supported values: "OldestEmulationVersion"'
+            ],
+        ),
+        (
+            {"preferredHolder": "node-2"},
+            ["spec.preferredHolder: Forbidden: may only be specified if `strategy` is defined"],
+        ),
     ],
 )
 def test_validation_errors(spec: dict[str, Any], expected: list[str]) -> None:
@@ -52,7 +63,8 @@ def test_domain_prefixed_strategy_is_accepted() -> None:
 def test_table_row_shows_the_holder() -> None:
     obj = lease(holderIdentity="node-1")
     obj["metadata"]["creationTimestamp"] = (datetime.now(UTC) - timedelta(hours=3)).strftime(
-        "%Y-%m-%dT%H:%M:%SZ")
+        "%Y-%m-%dT%H:%M:%SZ"
+    )
     assert STRATEGY.table_row(obj) == ["node-1", "node-1", "3h"]
     assert STRATEGY.table_row(lease())[1] == ""
     assert [c.name for c in STRATEGY.columns] == ["Name", "Holder", "Age"]

@@ -55,7 +55,11 @@ def test_defaults_port_names_protocols_and_conditions() -> None:
         {"port": 443, "protocol": "TCP", "name": ""},
     ]
     assert obj["endpoints"][1]["conditions"] == {}
-    assert obj["endpoints"][0]["conditions"] == {"ready": True, "serving": True, "terminating": False}
+    assert obj["endpoints"][0]["conditions"] == {
+        "ready": True,
+        "serving": True,
+        "terminating": False,
+    }
 
 
 def test_no_endpoints_read_back_as_null() -> None:
@@ -79,29 +83,57 @@ def test_valid_slice_has_no_errors() -> None:
     ("change", "expected"),
     [
         ({"addressType": None}, ["addressType: Required value"]),
-        ({"addressType": "IP"},
-         ['addressType: Unsupported value: "IP": supported values: "FQDN", "IPv4", "IPv6"']),
-        ({"endpoints": [{"addresses": []}]},
-         ["endpoints[0].addresses: Required value: must contain at least 1 address"]),
-        ({"endpoints": [{"addresses": ["fd00::1"]}]},
-         ['endpoints[0].addresses[0]: Invalid value: "fd00::1": must be a valid IPv4 address']),
-        ({"endpoints": [{"addresses": ["127.0.0.1"]}]},
-         ['endpoints[0].addresses[0]: Invalid value: "127.0.0.1": '
-          "may not be in the loopback range (127.0.0.0/8, ::1/128)"]),
-        ({"endpoints": [{"addresses": ["0.0.0.0"]}]},
-         ['endpoints[0].addresses[0]: Invalid value: "0.0.0.0": may not be unspecified (0.0.0.0)']),
-        ({"endpoints": [{"addresses": ["169.254.169.254"]}]},
-         ['endpoints[0].addresses[0]: Invalid value: "169.254.169.254": '
-          "may not be in the link-local range (169.254.0.0/16, fe80::/10)"]),
-        ({"endpoints": [{"addresses": ["10.0.0.1"], "hostname": "Web.1"}]},
-         ['endpoints[0].hostname: Invalid value: "Web.1": a lowercase RFC 1123 label must consist '
-          "of lower case alphanumeric characters or '-', and must start and end with an "
-          "alphanumeric character (e.g. 'my-name',  or '123-abc', regex used for validation is "
-          "'[a-z0-9]([-a-z0-9]*[a-z0-9])?')"]),
-        ({"ports": [{"name": "http", "port": 80}, {"name": "http", "port": 81}]},
-         ['ports[1].name: Duplicate value: "http"']),
-        ({"ports": [{"port": 53, "protocol": "ICMP"}]},
-         ['ports[0].protocol: Unsupported value: "ICMP": supported values: "SCTP", "TCP", "UDP"']),
+        (
+            {"addressType": "IP"},
+            ['addressType: Unsupported value: "IP": supported values: "FQDN", "IPv4", "IPv6"'],
+        ),
+        (
+            {"endpoints": [{"addresses": []}]},
+            ["endpoints[0].addresses: Required value: must contain at least 1 address"],
+        ),
+        (
+            {"endpoints": [{"addresses": ["fd00::1"]}]},
+            ['endpoints[0].addresses[0]: Invalid value: "fd00::1": must be a valid IPv4 address'],
+        ),
+        (
+            {"endpoints": [{"addresses": ["127.0.0.1"]}]},
+            [
+                'endpoints[0].addresses[0]: Invalid value: "127.0.0.1": '
+                "may not be in the loopback range (127.0.0.0/8, ::1/128)"
+            ],
+        ),
+        (
+            {"endpoints": [{"addresses": ["0.0.0.0"]}]},
+            [
+                'endpoints[0].addresses[0]: Invalid value: "0.0.0.0": may not be unspecified (0.0.0.0)'
+            ],
+        ),
+        (
+            {"endpoints": [{"addresses": ["169.254.169.254"]}]},
+            [
+                'endpoints[0].addresses[0]: Invalid value: "169.254.169.254": '
+                "may not be in the link-local range (169.254.0.0/16, fe80::/10)"
+            ],
+        ),
+        (
+            {"endpoints": [{"addresses": ["10.0.0.1"], "hostname": "Web.1"}]},
+            [
+                'endpoints[0].hostname: Invalid value: "Web.1": a lowercase RFC 1123 label must consist '
+                "of lower case alphanumeric characters or '-', and must start and end with an "
+                "alphanumeric character (e.g. 'my-name',  or '123-abc', regex used for validation is "
+                "'[a-z0-9]([-a-z0-9]*[a-z0-9])?')"
+            ],
+        ),
+        (
+            {"ports": [{"name": "http", "port": 80}, {"name": "http", "port": 81}]},
+            ['ports[1].name: Duplicate value: "http"'],
+        ),
+        (
+            {"ports": [{"port": 53, "protocol": "ICMP"}]},
+            [
+                'ports[0].protocol: Unsupported value: "ICMP": supported values: "SCTP", "TCP", "UDP"'
+            ],
+        ),
     ],
 )
 def test_validation_errors(change: dict[str, Any], expected: list[str]) -> None:
@@ -179,7 +211,13 @@ def test_table_row() -> None:
     created = datetime.now(UTC) - timedelta(minutes=5)
     obj["metadata"]["creationTimestamp"] = created.strftime("%Y-%m-%dT%H:%M:%SZ")
     assert STRATEGY.table_row(obj) == ["web-abc12", "IPv4", "80,443", "10.42.0.5,10.42.1.7", "5m"]
-    assert [c.name for c in STRATEGY.columns] == ["Name", "AddressType", "Ports", "Endpoints", "Age"]
+    assert [c.name for c in STRATEGY.columns] == [
+        "Name",
+        "AddressType",
+        "Ports",
+        "Endpoints",
+        "Age",
+    ]
 
 
 def test_table_cells_cut_after_three() -> None:

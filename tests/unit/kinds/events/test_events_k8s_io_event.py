@@ -117,8 +117,9 @@ def test_core_event_converts_to_the_new_event() -> None:
     assert STRATEGY.from_storage(load(KUBELET_CORE)) == load(KUBELET_NEW)
     new = from_core_event(load(CORE_EVENT))
     expected = load(NEW_EVENT)
-    expected.update({"deprecatedSource": {}, "deprecatedFirstTimestamp": None,
-                     "deprecatedLastTimestamp": None})
+    expected.update(
+        {"deprecatedSource": {}, "deprecatedFirstTimestamp": None, "deprecatedLastTimestamp": None}
+    )
     assert new == expected
 
 
@@ -146,21 +147,38 @@ def test_valid_new_event() -> None:
     [
         ({"eventTime": None}, ["eventTime: Required value"]),
         ({"type": "Info"}, ['type: Invalid value: "": has invalid value: Info']),
-        ({"reportingController": ""},
-         ["reportingComponent: Required value",
-          'reportingComponent: Invalid value: "": name part must be non-empty',
-          "reportingComponent: Invalid value: \"\": name part must consist of alphanumeric characters, '-', "
-          "'_' or '.', and must start and end with an alphanumeric character (e.g. 'MyName',  or "
-          "'my.name',  or '123-abc', regex used for validation is '([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]')"]),
+        (
+            {"reportingController": ""},
+            [
+                "reportingComponent: Required value",
+                'reportingComponent: Invalid value: "": name part must be non-empty',
+                "reportingComponent: Invalid value: \"\": name part must consist of alphanumeric characters, '-', "
+                "'_' or '.', and must start and end with an alphanumeric character (e.g. 'MyName',  or "
+                "'my.name',  or '123-abc', regex used for validation is '([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]')",
+            ],
+        ),
         ({"action": ""}, ["action: Required value"]),
         ({"note": "x" * 1025}, ['message: Invalid value: "": can have at most 1024 characters']),
         ({"deprecatedCount": 2}, ['count: Invalid value: "": needs to be unset']),
-        ({"deprecatedSource": {"component": "kubelet"}}, ['source: Invalid value: "": needs to be unset']),
-        ({"series": {"count": 1}},
-         ['series.count: Invalid value: "": should be at least 2', "series.lastObservedTime: Required value"]),
+        (
+            {"deprecatedSource": {"component": "kubelet"}},
+            ['source: Invalid value: "": needs to be unset'],
+        ),
+        (
+            {"series": {"count": 1}},
+            [
+                'series.count: Invalid value: "": should be at least 2',
+                "series.lastObservedTime: Required value",
+            ],
+        ),
         # A cluster-scoped object's events belong in default or kube-system.
-        ({"regarding": {"kind": "Node", "name": "node-1"}, "metadata": {"name": "n", "namespace": "apps"}},
-         ['involvedObject.namespace: Invalid value: "": does not match event.namespace']),
+        (
+            {
+                "regarding": {"kind": "Node", "name": "node-1"},
+                "metadata": {"name": "n", "namespace": "apps"},
+            },
+            ['involvedObject.namespace: Invalid value: "": does not match event.namespace'],
+        ),
     ],
 )
 def test_strict_validation(change: dict[str, Any], expected: list[str]) -> None:
@@ -187,7 +205,9 @@ def test_updates_may_only_touch_the_series() -> None:
     moved = copy.deepcopy(old)
     moved["regarding"]["name"] = "web-2"
     [error] = STRATEGY.validate_update(moved, old)
-    assert error.message().startswith('involvedObject: Invalid value: core.ObjectReference{Kind:"Pod", ')
+    assert error.message().startswith(
+        'involvedObject: Invalid value: core.ObjectReference{Kind:"Pod", '
+    )
     assert error.message().endswith("field is immutable")
 
 
@@ -200,8 +220,16 @@ def test_table_row_of_a_legacy_event() -> None:
     event["deprecatedFirstTimestamp"] = stamp(600)
     event["deprecatedLastTimestamp"] = stamp(30)
     assert STRATEGY.table_row(event) == [
-        "30s", "Normal", "Pulled", "pod/web-1", "spec.containers{web}", "kubelet, node-1",
-        'Container image "nginx:1.27" already present on machine', "10m", 3, "web-1.pulled",
+        "30s",
+        "Normal",
+        "Pulled",
+        "pod/web-1",
+        "spec.containers{web}",
+        "kubelet, node-1",
+        'Container image "nginx:1.27" already present on machine',
+        "10m",
+        3,
+        "web-1.pulled",
     ]
 
 
@@ -216,7 +244,12 @@ def test_table_row_of_a_new_event() -> None:
     row = STRATEGY.table_row(event)
     assert (row[0], row[8]) == ("5s", 5)
     assert [c.name for c in STRATEGY.columns if c.priority == 0] == [
-        "Last Seen", "Type", "Reason", "Object", "Message"]
+        "Last Seen",
+        "Type",
+        "Reason",
+        "Object",
+        "Message",
+    ]
 
 
 def test_selectable_fields_use_core_names() -> None:

@@ -90,27 +90,84 @@ def test_rules_or_default_backend_required() -> None:
 @pytest.mark.parametrize(
     ("path", "expected"),
     [
-        ({"path": "/x", "backend": {"service": {"name": "test", "port": {"number": 80}}}},
-         ["spec.rules[0].http.paths[0].pathType: Required value: pathType must be specified"]),
-        ({"path": "x", "pathType": "Exact", "backend": {"service": {"name": "test", "port": {"number": 80}}}},
-         ['spec.rules[0].http.paths[0].path: Invalid value: "x": must be an absolute path']),
-        ({"path": "/a//b", "pathType": "Prefix", "backend": {"service": {"name": "test", "port": {"number": 80}}}},
-         ["spec.rules[0].http.paths[0].path: Invalid value: \"/a//b\": must not contain '//'"]),
-        ({"path": "/a", "pathType": "Regex", "backend": {"service": {"name": "test", "port": {"number": 80}}}},
-         ['spec.rules[0].http.paths[0].pathType: Unsupported value: "Regex": supported values: '
-          '"Exact", "ImplementationSpecific", "Prefix"']),
-        ({"path": "/", "pathType": "Prefix", "backend": {"service": {"name": "test", "port": {}}}},
-         ["spec.rules[0].http.paths[0].backend: Required value: port name or number is required"]),
-        ({"path": "/", "pathType": "Prefix",
-          "backend": {"service": {"name": "test", "port": {"name": "http", "number": 80}}}},
-         ['spec.rules[0].http.paths[0].backend: Invalid value: "": cannot set both port name & port number']),
-        ({"path": "/", "pathType": "Prefix", "backend": {"service": {"name": "test", "port": {"number": 70000}}}},
-         ["spec.rules[0].http.paths[0].backend.service.port.number: Invalid value: 70000: "
-          "must be between 1 and 65535, inclusive"]),
-        ({"path": "/", "pathType": "Prefix", "backend": {}},
-         ['spec.rules[0].http.paths[0].backend: Invalid value: "": resource or service backend is required']),
-        ({"path": "/", "pathType": "Prefix", "backend": {"resource": {"kind": "StorageBucket", "name": "a/b"}}},
-         ["spec.rules[0].http.paths[0].backend.resource.name: Invalid value: \"a/b\": may not contain '/'"]),
+        (
+            {"path": "/x", "backend": {"service": {"name": "test", "port": {"number": 80}}}},
+            ["spec.rules[0].http.paths[0].pathType: Required value: pathType must be specified"],
+        ),
+        (
+            {
+                "path": "x",
+                "pathType": "Exact",
+                "backend": {"service": {"name": "test", "port": {"number": 80}}},
+            },
+            ['spec.rules[0].http.paths[0].path: Invalid value: "x": must be an absolute path'],
+        ),
+        (
+            {
+                "path": "/a//b",
+                "pathType": "Prefix",
+                "backend": {"service": {"name": "test", "port": {"number": 80}}},
+            },
+            ["spec.rules[0].http.paths[0].path: Invalid value: \"/a//b\": must not contain '//'"],
+        ),
+        (
+            {
+                "path": "/a",
+                "pathType": "Regex",
+                "backend": {"service": {"name": "test", "port": {"number": 80}}},
+            },
+            [
+                'spec.rules[0].http.paths[0].pathType: Unsupported value: "Regex": supported values: '
+                '"Exact", "ImplementationSpecific", "Prefix"'
+            ],
+        ),
+        (
+            {
+                "path": "/",
+                "pathType": "Prefix",
+                "backend": {"service": {"name": "test", "port": {}}},
+            },
+            [
+                "spec.rules[0].http.paths[0].backend: Required value: port name or number is required"
+            ],
+        ),
+        (
+            {
+                "path": "/",
+                "pathType": "Prefix",
+                "backend": {"service": {"name": "test", "port": {"name": "http", "number": 80}}},
+            },
+            [
+                'spec.rules[0].http.paths[0].backend: Invalid value: "": cannot set both port name & port number'
+            ],
+        ),
+        (
+            {
+                "path": "/",
+                "pathType": "Prefix",
+                "backend": {"service": {"name": "test", "port": {"number": 70000}}},
+            },
+            [
+                "spec.rules[0].http.paths[0].backend.service.port.number: Invalid value: 70000: "
+                "must be between 1 and 65535, inclusive"
+            ],
+        ),
+        (
+            {"path": "/", "pathType": "Prefix", "backend": {}},
+            [
+                'spec.rules[0].http.paths[0].backend: Invalid value: "": resource or service backend is required'
+            ],
+        ),
+        (
+            {
+                "path": "/",
+                "pathType": "Prefix",
+                "backend": {"resource": {"kind": "StorageBucket", "name": "a/b"}},
+            },
+            [
+                "spec.rules[0].http.paths[0].backend.resource.name: Invalid value: \"a/b\": may not contain '/'"
+            ],
+        ),
     ],
 )
 def test_path_validation(path: dict[str, Any], expected: list[str]) -> None:
@@ -123,12 +180,14 @@ def test_host_rules() -> None:
     obj = load()
     obj["spec"]["rules"][0]["host"] = "10.0.0.1"
     assert messages(obj)[0] == (
-        'spec.rules[0].host: Invalid value: "10.0.0.1": must be a DNS name, not an IP address')
+        'spec.rules[0].host: Invalid value: "10.0.0.1": must be a DNS name, not an IP address'
+    )
     obj["spec"]["rules"][0]["host"] = "*.foo.com"
     assert messages(obj) == []
     obj["spec"]["rules"][0]["host"] = "foo.*.com"
     assert messages(obj)[0].startswith(
-        'spec.rules[0].host: Invalid value: "foo.*.com": a wildcard DNS-1123 subdomain must start with')
+        'spec.rules[0].host: Invalid value: "foo.*.com": a wildcard DNS-1123 subdomain must start with'
+    )
 
 
 def test_class_annotation_must_match_class_name() -> None:
@@ -153,10 +212,25 @@ def test_status_update_validates_addresses() -> None:
 
 def test_table_row() -> None:
     obj = load()
-    obj["status"] = {"loadBalancer": {"ingress": [{"ip": "192.168.1.10"}, {"hostname": "lb.example.com"}]}}
+    obj["status"] = {
+        "loadBalancer": {"ingress": [{"ip": "192.168.1.10"}, {"hostname": "lb.example.com"}]}
+    }
     row = INGRESS.table_row(obj)
-    assert row[:5] == ["minimal-ingress", "nginx-example", "foo.bar.com", "192.168.1.10,lb.example.com", "80, 443"]
-    assert [c.name for c in INGRESS.columns] == ["Name", "Class", "Hosts", "Address", "Ports", "Age"]
+    assert row[:5] == [
+        "minimal-ingress",
+        "nginx-example",
+        "foo.bar.com",
+        "192.168.1.10,lb.example.com",
+        "80, 443",
+    ]
+    assert [c.name for c in INGRESS.columns] == [
+        "Name",
+        "Class",
+        "Hosts",
+        "Address",
+        "Ports",
+        "Age",
+    ]
 
 
 def test_table_row_without_class_hosts_or_tls() -> None:
@@ -202,17 +276,33 @@ def test_ingress_class_defaults_parameter_scope() -> None:
     ("spec", "expected"),
     [
         ({}, ["spec.controller: Required value"]),
-        ({"controller": "nginx"},
-         ['spec.controller: Invalid value: "nginx": must be a domain-prefixed path (such as "acme.io/foo")']),
-        ({"controller": "k8s.io/ingress-nginx",
-          "parameters": {"kind": "Params", "name": "p", "scope": "Namespace"}},
-         ["spec.parameters.namespace: Required value: `parameters.scope` is set to 'Namespace'"]),
-        ({"controller": "k8s.io/ingress-nginx",
-          "parameters": {"kind": "Params", "name": "p", "scope": "Cluster", "namespace": "x"}},
-         ["spec.parameters.namespace: Forbidden: `parameters.scope` is set to 'Cluster'"]),
-        ({"controller": "k8s.io/ingress-nginx", "parameters": {"name": "p", "scope": "Galaxy"}},
-         ["spec.parameters.kind: Required value",
-          'spec.parameters.scope: Unsupported value: "Galaxy": supported values: "Cluster", "Namespace"']),
+        (
+            {"controller": "nginx"},
+            [
+                'spec.controller: Invalid value: "nginx": must be a domain-prefixed path (such as "acme.io/foo")'
+            ],
+        ),
+        (
+            {
+                "controller": "k8s.io/ingress-nginx",
+                "parameters": {"kind": "Params", "name": "p", "scope": "Namespace"},
+            },
+            ["spec.parameters.namespace: Required value: `parameters.scope` is set to 'Namespace'"],
+        ),
+        (
+            {
+                "controller": "k8s.io/ingress-nginx",
+                "parameters": {"kind": "Params", "name": "p", "scope": "Cluster", "namespace": "x"},
+            },
+            ["spec.parameters.namespace: Forbidden: `parameters.scope` is set to 'Cluster'"],
+        ),
+        (
+            {"controller": "k8s.io/ingress-nginx", "parameters": {"name": "p", "scope": "Galaxy"}},
+            [
+                "spec.parameters.kind: Required value",
+                'spec.parameters.scope: Unsupported value: "Galaxy": supported values: "Cluster", "Namespace"',
+            ],
+        ),
     ],
 )
 def test_ingress_class_validation(spec: dict[str, Any], expected: list[str]) -> None:
@@ -232,6 +322,9 @@ def test_ingress_class_controller_is_immutable() -> None:
 def test_ingress_class_table_row() -> None:
     obj = load_class()
     assert INGRESS_CLASS.table_row(obj)[:3] == [
-        "external-lb", "example.com/ingress-controller", "IngressParameters.k8s.example.com/external-lb"]
+        "external-lb",
+        "example.com/ingress-controller",
+        "IngressParameters.k8s.example.com/external-lb",
+    ]
     del obj["spec"]["parameters"]
     assert INGRESS_CLASS.table_row(obj)[2] == "<none>"

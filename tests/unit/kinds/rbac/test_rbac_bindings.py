@@ -47,7 +47,10 @@ def load(text: str = READ_PODS) -> dict[str, Any]:
 def test_subject_api_groups_are_defaulted() -> None:
     obj = load()
     assert [s.get("apiGroup") for s in obj["subjects"]] == [
-        "rbac.authorization.k8s.io", "rbac.authorization.k8s.io", ""]
+        "rbac.authorization.k8s.io",
+        "rbac.authorization.k8s.io",
+        "",
+    ]
     assert BINDING.validate(obj) == []
 
 
@@ -61,17 +64,37 @@ def test_role_ref_api_group_is_defaulted() -> None:
 @pytest.mark.parametrize(
     ("change", "expected"),
     [
-        ({"roleRef": {"apiGroup": "example.com", "kind": "Role", "name": "x"}},
-         ['roleRef.apiGroup: Unsupported value: "example.com": supported values: "rbac.authorization.k8s.io"']),
-        ({"roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Thing", "name": "x"}},
-         ['roleRef.kind: Unsupported value: "Thing": supported values: "Role", "ClusterRole"']),
-        ({"roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role"}}, ["roleRef.name: Required value"]),
-        ({"subjects": [{"kind": "Robot", "name": "r2"}]},
-         ['subjects[0].kind: Unsupported value: "Robot": supported values: "ServiceAccount", "User", "Group"']),
-        ({"subjects": [{"kind": "User", "name": "", "apiGroup": "rbac.authorization.k8s.io"}]},
-         ["subjects[0].name: Required value", 'subjects[0].name: Invalid value: "": user name cannot be empty']),
-        ({"subjects": [{"kind": "ServiceAccount", "name": "ci", "apiGroup": "v1"}]},
-         ['subjects[0].apiGroup: Unsupported value: "v1": supported values: ""']),
+        (
+            {"roleRef": {"apiGroup": "example.com", "kind": "Role", "name": "x"}},
+            [
+                'roleRef.apiGroup: Unsupported value: "example.com": supported values: "rbac.authorization.k8s.io"'
+            ],
+        ),
+        (
+            {"roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Thing", "name": "x"}},
+            ['roleRef.kind: Unsupported value: "Thing": supported values: "Role", "ClusterRole"'],
+        ),
+        (
+            {"roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role"}},
+            ["roleRef.name: Required value"],
+        ),
+        (
+            {"subjects": [{"kind": "Robot", "name": "r2"}]},
+            [
+                'subjects[0].kind: Unsupported value: "Robot": supported values: "ServiceAccount", "User", "Group"'
+            ],
+        ),
+        (
+            {"subjects": [{"kind": "User", "name": "", "apiGroup": "rbac.authorization.k8s.io"}]},
+            [
+                "subjects[0].name: Required value",
+                'subjects[0].name: Invalid value: "": user name cannot be empty',
+            ],
+        ),
+        (
+            {"subjects": [{"kind": "ServiceAccount", "name": "ci", "apiGroup": "v1"}]},
+            ['subjects[0].apiGroup: Unsupported value: "v1": supported values: ""'],
+        ),
     ],
 )
 def test_binding_errors(change: dict[str, Any], expected: list[str]) -> None:
@@ -81,8 +104,11 @@ def test_binding_errors(change: dict[str, Any], expected: list[str]) -> None:
 
 
 def test_cluster_binding_needs_service_account_namespace_and_cluster_role() -> None:
-    obj = {"metadata": {"name": "ci"}, "roleRef": {"kind": "Role", "name": "x"},
-           "subjects": [{"kind": "ServiceAccount", "name": "ci"}]}
+    obj = {
+        "metadata": {"name": "ci"},
+        "roleRef": {"kind": "Role", "name": "x"},
+        "subjects": [{"kind": "ServiceAccount", "name": "ci"}],
+    }
     CLUSTER_BINDING.default(obj)
     assert [e.message() for e in CLUSTER_BINDING.validate(obj)] == [
         'roleRef.kind: Unsupported value: "Role": supported values: "ClusterRole"',
@@ -112,5 +138,11 @@ def test_table_row() -> None:
     assert row[:2] == ["read-pods", "Role/pod-reader"]
     assert row[3:] == ["jane", "devs", "default/ci"]
     assert [(c.name, c.priority) for c in BINDING.columns] == [
-        ("Name", 0), ("Role", 0), ("Age", 0), ("Users", 1), ("Groups", 1), ("ServiceAccounts", 1)]
+        ("Name", 0),
+        ("Role", 0),
+        ("Age", 0),
+        ("Users", 1),
+        ("Groups", 1),
+        ("ServiceAccounts", 1),
+    ]
     assert CLUSTER_BINDING.columns[3].description == "Users in the clusterRoleBinding"

@@ -25,17 +25,40 @@ def test_pod_reader_is_valid() -> None:
 @pytest.mark.parametrize(
     ("rule", "expected"),
     [
-        ({"apiGroups": [""], "resources": ["pods"]},
-         ["rules[0].verbs: Required value: verbs must contain at least one value"]),
-        ({"verbs": ["get"], "resources": ["pods"]},
-         ["rules[0].apiGroups: Required value: resource rules must supply at least one api group"]),
-        ({"verbs": ["get"], "apiGroups": [""]},
-         ["rules[0].resources: Required value: resource rules must supply at least one resource"]),
-        ({"verbs": ["get"], "apiGroups": [""], "resources": ["pods", "services"], "resourceNames": ["x"]},
-         ["rules[0].resourceNames: Required value: resource names cannot apply to multiple resources"]),
-        ({"verbs": ["get"], "nonResourceURLs": ["/healthz"]},
-         ['rules[0].nonResourceURLs: Invalid value: []string{"/healthz"}: '
-          "namespaced rules cannot apply to non-resource URLs"]),
+        (
+            {"apiGroups": [""], "resources": ["pods"]},
+            ["rules[0].verbs: Required value: verbs must contain at least one value"],
+        ),
+        (
+            {"verbs": ["get"], "resources": ["pods"]},
+            [
+                "rules[0].apiGroups: Required value: resource rules must supply at least one api group"
+            ],
+        ),
+        (
+            {"verbs": ["get"], "apiGroups": [""]},
+            [
+                "rules[0].resources: Required value: resource rules must supply at least one resource"
+            ],
+        ),
+        (
+            {
+                "verbs": ["get"],
+                "apiGroups": [""],
+                "resources": ["pods", "services"],
+                "resourceNames": ["x"],
+            },
+            [
+                "rules[0].resourceNames: Required value: resource names cannot apply to multiple resources"
+            ],
+        ),
+        (
+            {"verbs": ["get"], "nonResourceURLs": ["/healthz"]},
+            [
+                'rules[0].nonResourceURLs: Invalid value: []string{"/healthz"}: '
+                "namespaced rules cannot apply to non-resource URLs"
+            ],
+        ),
     ],
 )
 def test_role_rule_errors(rule: dict[str, Any], expected: list[str]) -> None:
@@ -43,10 +66,15 @@ def test_role_rule_errors(rule: dict[str, Any], expected: list[str]) -> None:
 
 
 def test_cluster_role_non_resource_rules() -> None:
-    ok = {"metadata": {"name": "health"}, "rules": [{"verbs": ["get"], "nonResourceURLs": ["/healthz"]}]}
+    ok = {
+        "metadata": {"name": "health"},
+        "rules": [{"verbs": ["get"], "nonResourceURLs": ["/healthz"]}],
+    }
     assert CLUSTER_ROLE.validate(ok) == []
-    mixed = {"metadata": {"name": "x"},
-             "rules": [{"verbs": ["get"], "nonResourceURLs": ["/healthz"], "resources": ["pods"]}]}
+    mixed = {
+        "metadata": {"name": "x"},
+        "rules": [{"verbs": ["get"], "nonResourceURLs": ["/healthz"], "resources": ["pods"]}],
+    }
     assert [e.message() for e in CLUSTER_ROLE.validate(mixed)] == [
         'rules[0].nonResourceURLs: Invalid value: []string{"/healthz"}: '
         "rules cannot apply to both regular resources and non-resource URLs"
@@ -54,8 +82,15 @@ def test_cluster_role_non_resource_rules() -> None:
 
 
 def test_cluster_role_aggregation_rule() -> None:
-    aggregated = {"metadata": {"name": "monitoring"}, "aggregationRule": {"clusterRoleSelectors": [
-        {"matchLabels": {"rbac.example.com/aggregate-to-monitoring": "true"}}]}, "rules": []}
+    aggregated = {
+        "metadata": {"name": "monitoring"},
+        "aggregationRule": {
+            "clusterRoleSelectors": [
+                {"matchLabels": {"rbac.example.com/aggregate-to-monitoring": "true"}}
+            ]
+        },
+        "rules": [],
+    }
     assert CLUSTER_ROLE.validate(aggregated) == []
     empty = {"metadata": {"name": "monitoring"}, "aggregationRule": {}}
     assert [e.message() for e in CLUSTER_ROLE.validate(empty)] == [

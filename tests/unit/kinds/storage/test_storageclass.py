@@ -48,21 +48,42 @@ def test_defaults() -> None:
     ("change", "expected"),
     [
         ({"provisioner": ""}, ["provisioner: Required value"]),
-        ({"provisioner": "bad provisioner"},
-         ["provisioner: Invalid value: \"bad provisioner\": name part must consist of alphanumeric "
-          "characters, '-', '_' or '.', and must start and end with an alphanumeric character (e.g. "
-          "'MyName',  or 'my.name',  or '123-abc', regex used for validation is "
-          "'([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]')"]),
-        ({"reclaimPolicy": "Recycle"},
-         ['reclaimPolicy: Unsupported value: "Recycle": supported values: "Delete", "Retain"']),
-        ({"volumeBindingMode": "Later"},
-         ['volumeBindingMode: Unsupported value: "Later": supported values: "Immediate", "WaitForFirstConsumer"']),
-        ({"allowedTopologies": [{"matchLabelExpressions": [{"key": "topology.kubernetes.io/zone"}]}]},
-         ["allowedTopologies[0].matchLabelExpressions[0].values: Required value"]),
-        ({"allowedTopologies": [
-            {"matchLabelExpressions": [{"key": "zone", "values": ["a"]}]},
-            {"matchLabelExpressions": [{"key": "zone", "values": ["a"]}]}]},
-         ['allowedTopologies[1].matchLabelExpressions: Duplicate value: ""']),
+        (
+            {"provisioner": "bad provisioner"},
+            [
+                'provisioner: Invalid value: "bad provisioner": name part must consist of alphanumeric '
+                "characters, '-', '_' or '.', and must start and end with an alphanumeric character (e.g. "
+                "'MyName',  or 'my.name',  or '123-abc', regex used for validation is "
+                "'([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]')"
+            ],
+        ),
+        (
+            {"reclaimPolicy": "Recycle"},
+            ['reclaimPolicy: Unsupported value: "Recycle": supported values: "Delete", "Retain"'],
+        ),
+        (
+            {"volumeBindingMode": "Later"},
+            [
+                'volumeBindingMode: Unsupported value: "Later": supported values: "Immediate", "WaitForFirstConsumer"'
+            ],
+        ),
+        (
+            {
+                "allowedTopologies": [
+                    {"matchLabelExpressions": [{"key": "topology.kubernetes.io/zone"}]}
+                ]
+            },
+            ["allowedTopologies[0].matchLabelExpressions[0].values: Required value"],
+        ),
+        (
+            {
+                "allowedTopologies": [
+                    {"matchLabelExpressions": [{"key": "zone", "values": ["a"]}]},
+                    {"matchLabelExpressions": [{"key": "zone", "values": ["a"]}]},
+                ]
+            },
+            ['allowedTopologies[1].matchLabelExpressions: Duplicate value: ""'],
+        ),
     ],
 )
 def test_validation_errors(change: dict[str, Any], expected: list[str]) -> None:
@@ -91,9 +112,29 @@ def test_provisioner_parameters_and_policies_are_immutable() -> None:
 
 def test_table_row_marks_the_default_class() -> None:
     row = STRATEGY.table_row(load())
-    assert row[:5] == ["local-path (default)", "rancher.io/local-path", "Delete", "WaitForFirstConsumer", False]
-    plain = load("metadata: {name: fast}\nprovisioner: example.com/disk\nallowVolumeExpansion: true\n")
-    assert STRATEGY.table_row(plain)[:5] == ["fast", "example.com/disk", "Delete", "Immediate", True]
+    assert row[:5] == [
+        "local-path (default)",
+        "rancher.io/local-path",
+        "Delete",
+        "WaitForFirstConsumer",
+        False,
+    ]
+    plain = load(
+        "metadata: {name: fast}\nprovisioner: example.com/disk\nallowVolumeExpansion: true\n"
+    )
+    assert STRATEGY.table_row(plain)[:5] == [
+        "fast",
+        "example.com/disk",
+        "Delete",
+        "Immediate",
+        True,
+    ]
     assert [c.name for c in STRATEGY.columns] == [
-        "Name", "Provisioner", "ReclaimPolicy", "VolumeBindingMode", "AllowVolumeExpansion", "Age"]
+        "Name",
+        "Provisioner",
+        "ReclaimPolicy",
+        "VolumeBindingMode",
+        "AllowVolumeExpansion",
+        "Age",
+    ]
     assert (STRATEGY.namespaced, STRATEGY.short_names) == (False, ("sc",))
