@@ -23,10 +23,14 @@ from multidict import CIMultiDict, MultiDict
 
 from timonel import pki
 from timonel.api.user import SYSTEM_MASTERS, UserInfo
+from timonel.apiserver import serviceaccounts
 from timonel.apiserver.authn import Authenticator
 from timonel.apiserver.context import ApiRequest
 from timonel.apiserver.http import HttpsListener
+from timonel.apiserver.inprocess import InProcessTransport
 from timonel.apiserver.server import ApiServer, ApiServerConfig
+from timonel.client.rest import ApiClient
+from timonel.controllers.manager import ControllerManager
 from timonel.kinds.registry import builtin_registry
 from timonel.storage.interface import Storage
 
@@ -75,6 +79,7 @@ class ControlPlane:
         self.listener: HttpsListener | None = None
         self.storage: Storage | None = None
         self.kubeconfig_path = options.data_dir / "kubeconfig.yaml"
+        self._components: list[asyncio.Task[None]] = []
 
     @property
     def url(self) -> str:
@@ -99,6 +104,7 @@ class ControlPlane:
         authenticator = Authenticator(cluster_pki.ca_cert_pem, tokens, join_token=join_token)
         self.storage = open_storage(options.datastore_endpoint, options.data_dir)
         await self.storage.start()
+        signing_key = serviceaccounts.ensure_signing_key(options.data_dir)
         self.api = ApiServer(
             storage=self.storage,
             registry=builtin_registry(),
@@ -109,6 +115,9 @@ class ControlPlane:
                 secure_port=options.https_listen_port,
             ),
         )
+        api = self.api
+        api.token_issuer = serviceaccounts.TokenIssuer(signing_key, api.service_account_uid)
+        authenticator.token_verifier = api.token_issuer.verify
         self.listener = HttpsListener(
             self.api,
             host=options.bind_address,
@@ -118,12 +127,33 @@ class ControlPlane:
         await self.listener.start()
         await self.api.start()
         await self._ensure_builtin_objects(service_ip)
+        self._start_components()
         kubeconfig = pki.kubeconfig_yaml(server_url=self.url, pki=cluster_pki)
         pki.write_file_atomic(self.kubeconfig_path, kubeconfig)
         if options.write_kubeconfig:
             pki.write_file_atomic(options.write_kubeconfig, kubeconfig)
 
+    def in_process_client(self, user_agent: str) -> ApiClient:
+        """A client that reaches this API server without the network, through the same
+        request path (authentication included) as any other client."""
+        assert self.api is not None
+        return ApiClient(
+            InProcessTransport(self.api, self.internal_token, user_agent=user_agent),
+            field_manager=user_agent,
+        )
+
+    def _start_components(self) -> None:
+        """The controller manager (and the scheduler), each under its own leader election."""
+        manager = ControllerManager(
+            self.in_process_client("kube-controller-manager"),
+            options={"cluster_cidr": self.options.cluster_cidr},
+        )
+        self._components.append(asyncio.create_task(manager.run(), name="controller-manager"))
+
     async def stop(self) -> None:
+        for task in self._components:
+            task.cancel()
+        await asyncio.gather(*self._components, return_exceptions=True)
         if self.listener is not None:
             await self.listener.stop()
         if self.api is not None:

@@ -23,7 +23,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import ssl
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, Final
 
 from timonel.api.user import SYSTEM_AUTHENTICATED, SYSTEM_NODES, UserInfo
@@ -75,8 +75,11 @@ class Authenticator:
         tokens: Mapping[str, UserInfo],
         *,
         join_token: str | None = None,
+        token_verifier: Callable[[str], UserInfo | None] | None = None,
     ) -> None:
         self._ca_subjects = _ca_subjects(ca_pem)
+        # Tokens that carry their own proof (signed service account tokens).
+        self.token_verifier = token_verifier
         entries: dict[str, UserInfo] = dict(tokens)
         if join_token:
             bootstrap = join_token_user(join_token)
@@ -124,4 +127,6 @@ class Authenticator:
         for known, user in self._tokens:
             if hmac.compare_digest(digest, known):
                 found = user
+        if found is None and self.token_verifier is not None and token.count(".") == 2:
+            found = self.token_verifier(token)
         return found

@@ -12,14 +12,14 @@ import contextlib
 import copy
 import logging
 import time
-from collections.abc import Coroutine, Iterable
+from collections.abc import Awaitable, Callable, Coroutine, Iterable
 from dataclasses import dataclass
 from typing import Any
 
 from timonel.api import errors
 from timonel.api.objects import Object, now_rfc3339
 from timonel.api.selectors import label_selector_from_object, label_selector_from_set
-from timonel.apiserver import discovery
+from timonel.apiserver import discovery, serviceaccounts
 from timonel.apiserver.allocators import NodePortAllocator, ServiceIPAllocator
 from timonel.apiserver.authn import Authenticator
 from timonel.apiserver.context import (
@@ -94,6 +94,7 @@ class ApiServer:
         self._crd_task: asyncio.Task[None] | None = None
         self._background: set[asyncio.Task[None]] = set()
         self.ready = asyncio.Event()
+        self.token_issuer: serviceaccounts.TokenIssuer | None = None
 
     # -- life cycle -------------------------------------------------------------------
 
@@ -423,20 +424,9 @@ class ApiServer:
             raise errors.method_not_allowed(f"{request.method} is not supported on {sub}")
         if sub == "scale" and strategy.scale is not None:
             return await self._scale(request, info, store)
-        if (
-            strategy.group == ""
-            and strategy.plural == "pods"
-            and sub == "binding"
-            and info.verb == "create"
-        ):
-            return await self._bind(request, info, store)
-        if (
-            strategy.group == ""
-            and strategy.plural == "pods"
-            and sub == "eviction"
-            and info.verb == "create"
-        ):
-            return await self._evict(request, info, store)
+        action = _CREATE_SUBRESOURCES.get((strategy.group, strategy.plural, sub))
+        if action is not None and info.verb == "create":
+            return await action(self, request, info, store)
         raise errors.StatusError(
             404, "NotFound", "the server could not find the requested resource"
         )
@@ -527,6 +517,66 @@ class ApiServer:
             return json_response(success_status(), 201)
         raise errors.conflict("pods", "", info.name)
 
+    def service_account_uid(self, namespace: str, name: str) -> str | None:
+        store = self.store_for("", "v1", "serviceaccounts")
+        account = store.cache.get(f"{namespace}/{name}") if store is not None else None
+        return (account.get("metadata") or {}).get("uid") if account else None
+
+    async def _token(
+        self, request: ApiRequest, info: RequestInfo, store: ResourceStore
+    ) -> ApiResponse:
+        """TokenRequest: a signed token for the service account (kubectl create token)."""
+        if self.token_issuer is None:
+            raise errors.StatusError(
+                404, "NotFound", "the server could not find the requested resource"
+            )
+        token_request = decode_object(request.body, request.headers.get("Content-Type"))
+        account, _ = await store.read(info.namespace, info.name)
+        spec = token_request.get("spec") or {}
+        seconds = spec.get("expirationSeconds") or serviceaccounts.DEFAULT_EXPIRATION
+        if not isinstance(seconds, int) or seconds < serviceaccounts.MIN_EXPIRATION:
+            raise errors.invalid(
+                "TokenRequest",
+                "authentication.k8s.io",
+                info.name,
+                [
+                    errors.invalid_value(
+                        "spec.expirationSeconds",
+                        seconds,
+                        "may not specify a duration less than 10 minutes",
+                    )
+                ],
+            )
+        seconds = min(seconds, serviceaccounts.MAX_EXPIRATION)
+        bound = spec.get("boundObjectRef") or None
+        token, expires = self.token_issuer.issue(
+            namespace=info.namespace,
+            name=info.name,
+            uid=(account.get("metadata") or {}).get("uid", ""),
+            audiences=list(spec.get("audiences") or []),
+            expiration_seconds=seconds,
+            bound=bound,
+        )
+        response = {
+            "kind": "TokenRequest",
+            "apiVersion": "authentication.k8s.io/v1",
+            "metadata": {
+                "name": info.name,
+                "namespace": info.namespace,
+                "creationTimestamp": now_rfc3339(),
+            },
+            "spec": {
+                "audiences": list(spec.get("audiences") or [serviceaccounts.ISSUER]),
+                "expirationSeconds": seconds,
+                "boundObjectRef": bound,
+            },
+            "status": {
+                "token": token,
+                "expirationTimestamp": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(expires)),
+            },
+        }
+        return json_response(response, 201)
+
     async def _evict(
         self, request: ApiRequest, info: RequestInfo, store: ResourceStore
     ) -> ApiResponse:
@@ -534,6 +584,17 @@ class ApiServer:
         options = eviction.get("deleteOptions") or {}
         await self.handlers.delete_object(store, info.namespace, info.name, options, dry_run=False)
         return json_response(success_status(), 201)
+
+
+_SubresourceAction = Callable[
+    [ApiServer, ApiRequest, RequestInfo, ResourceStore], Awaitable[ApiResponse]
+]
+# POST-only subresources served besides status and scale.
+_CREATE_SUBRESOURCES: dict[tuple[str, str, str], _SubresourceAction] = {
+    ("", "pods", "binding"): ApiServer._bind,
+    ("", "pods", "eviction"): ApiServer._evict,
+    ("", "serviceaccounts", "token"): ApiServer._token,
+}
 
 
 def scale_of(obj: Object, strategy: Strategy) -> Object:

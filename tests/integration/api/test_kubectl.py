@@ -6,6 +6,7 @@ import json
 import re
 import subprocess
 import time
+from pathlib import Path
 
 import yaml
 
@@ -427,3 +428,41 @@ def test_auth(server: RunningServer) -> None:
     assert server.kubectl("auth", "can-i", "create", "deployments").stdout.strip() == "yes"
     whoami = server.kubectl("auth", "whoami").stdout
     assert "system:admin" in whoami
+
+
+def test_service_account_token_authenticates(
+    server: RunningServer, namespace: str, tmp_path: Path
+) -> None:
+    server.kubectl("create", "serviceaccount", "robot", "-n", namespace)
+    token = server.kubectl("create", "token", "robot", "-n", namespace).stdout.strip()
+    assert token.count(".") == 2
+    admin = yaml.safe_load(server.kubeconfig.read_text())
+    admin["users"][0]["user"] = {"token": token}
+    robot_config = tmp_path / "robot.yaml"
+    robot_config.write_text(yaml.safe_dump(admin))
+
+    def as_robot(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [
+                KUBECTL,
+                "--kubeconfig",
+                str(robot_config),
+                "--cache-dir",
+                str(server.cache_dir),
+                *args,
+            ],
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+
+    whoami = as_robot("auth", "whoami", "-o", "json")
+    assert whoami.returncode == 0, whoami.stderr
+    assert (
+        json.loads(whoami.stdout)["status"]["userInfo"]["username"]
+        == f"system:serviceaccount:{namespace}:robot"
+    )
+    server.kubectl("delete", "serviceaccount", "robot", "-n", namespace)
+    rejected = as_robot("get", "pods", "-n", namespace)
+    assert rejected.returncode == 1
+    assert "Unauthorized" in rejected.stderr

@@ -6,8 +6,8 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from tests.integration.storage.storage_backends import BACKENDS, Backend
 
+from tests.integration.storage.storage_backends import BACKENDS, Backend
 from timonel.storage.interface import Storage
 
 

@@ -7,8 +7,8 @@ import time
 from collections.abc import AsyncIterator
 
 import pytest
-from tests.integration.storage.storage_backends import Backend
 
+from tests.integration.storage.storage_backends import Backend
 from timonel.storage.guaranteed import guaranteed_update
 from timonel.storage.interface import (
     Compacted,

@@ -1,0 +1,1 @@
+"""The node agent: kubelet, proxy and DNS for one node."""
