@@ -165,8 +165,14 @@ def spawn_server(
     port = port or free_port()
     data_dir.mkdir(parents=True, exist_ok=True)
     log_path = data_dir.parent / f"{data_dir.name}-server.log"
+    profiler: list[str] = []
+    if profile_dir is not None:
+        profile_dir.mkdir(parents=True, exist_ok=True)
+        profile = profile_dir / f"{data_dir.name}-{port}.prof"
+        profiler = ["-m", "cProfile", "-o", str(profile)]
     command = [
         sys.executable,
+        *profiler,
         "-m",
         "timonel",
         "server",
@@ -202,6 +208,8 @@ def child_environment(changes: dict[str, str]) -> dict[str, str]:
 
 
 _running: list[ServerProcess] = []
+# When set (--profile-dir), servers run under cProfile and leave a .prof file there.
+profile_dir: Path | None = None
 
 
 @contextlib.contextmanager
@@ -379,9 +387,11 @@ class LoadResult:
     server_cpu: float  # server CPU seconds used during the measured window
     client_cpu: float  # this process's CPU seconds during the measured window
     first_error: str = ""
+    start_lag_p99_ms: float = math.nan  # open loop: how late requests left, p99
 
     def summary(self) -> dict[str, Any]:
         return {
+            "start_lag_p99_ms": self.start_lag_p99_ms,
             **latency_summary(self.latencies),
             "throughput_per_s": len(self.latencies) / self.elapsed if self.elapsed else math.nan,
             "errors": self.errors,
@@ -457,8 +467,10 @@ async def open_loop(
 ) -> LoadResult:
     """Requests started at a fixed rate whatever the answers do (no coordinated
     omission): latency runs from each request's scheduled start, so a stall shows up in
-    every request queued behind it."""
+    every request queued behind it. The last 2 ms before each start are spun rather than
+    slept, as the event loop's timers wake up to a millisecond late."""
     latencies: list[float] = []
+    lags: list[float] = []
     errors = 0
     first_error = ""
     loop = asyncio.get_running_loop()
@@ -467,6 +479,7 @@ async def open_loop(
 
     async def one(index: int, scheduled: float) -> None:
         nonlocal errors, first_error
+        lags.append(loop.time() - scheduled)
         try:
             await operation(0, index)
         except Exception as exc:
@@ -479,13 +492,16 @@ async def open_loop(
     tasks = []
     for index in range(count):
         scheduled = start + index * interval
-        delay = scheduled - loop.time()
+        delay = scheduled - loop.time() - 0.002
         if delay > 0:
             await asyncio.sleep(delay)
+        while loop.time() < scheduled:
+            await asyncio.sleep(0)
         tasks.append(asyncio.create_task(one(index, scheduled)))
+        await asyncio.sleep(0)  # let it send before the next wait
     await asyncio.gather(*tasks)
     elapsed = loop.time() - start
-    return LoadResult(
+    result = LoadResult(
         latencies,
         errors,
         elapsed,
@@ -493,6 +509,8 @@ async def open_loop(
         process_cpu_seconds() - client_cpu0,
         first_error,
     )
+    result.start_lag_p99_ms = percentile(lags, 99) * 1000
+    return result
 
 
 # -- results ---------------------------------------------------------------------------
@@ -643,7 +661,21 @@ def base_arguments(name: str, description: str) -> argparse.ArgumentParser:
     parser.add_argument(
         "--quick", action="store_true", help="shorter runs: a smoke test, not figures"
     )
+    parser.add_argument(
+        "--profile-dir",
+        type=Path,
+        default=None,
+        help="run the servers under cProfile, writing .prof files here (slows them down)",
+    )
     return parser
+
+
+def parse_arguments(parser: argparse.ArgumentParser) -> argparse.Namespace:
+    """Parse, and apply the options every benchmark shares."""
+    global profile_dir
+    args = parser.parse_args()
+    profile_dir = args.profile_dir
+    return args
 
 
 @contextlib.contextmanager

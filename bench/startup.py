@@ -82,7 +82,7 @@ def main() -> None:
     parser.add_argument(
         "--settle", type=float, default=3.0, help="seconds idle before reading RSS (default 3)"
     )
-    args = parser.parse_args()
+    args = harness.parse_arguments(parser)
     runs = 2 if args.quick else args.runs
     settle = 1.0 if args.quick else args.settle
     harness.stop_servers_on_signal()

@@ -1,10 +1,11 @@
-"""The `timonel` command: `timonel server` and (later) `timonel agent`; flags follow k3s."""
+"""The `timonel` command: `timonel server` and `timonel agent`; flags follow k3s."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
 import logging
+import os
 import sys
 from pathlib import Path
 
@@ -27,6 +28,123 @@ def _server_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> 
     parser.add_argument("--node-name", default="")
     parser.add_argument("--disable-agent", action="store_true")
     parser.add_argument("--log-level", default="INFO")
+    # kube-controller-manager's node monitoring periods, shortened by tests (hidden).
+    parser.add_argument(
+        "--node-monitor-grace-period", type=_seconds, default=None, help=argparse.SUPPRESS
+    )
+    parser.add_argument(
+        "--node-monitor-period", type=_seconds, default=None, help=argparse.SUPPRESS
+    )
+
+
+def _seconds(text: str) -> float:
+    """A duration as kube flags take it ("40s", "500ms", "1m") or plain seconds."""
+    for suffix, scale in (("ms", 0.001), ("s", 1.0), ("m", 60.0), ("h", 3600.0)):
+        if text.endswith(suffix):
+            return float(text[: -len(suffix)]) * scale
+    return float(text)
+
+
+def _agent_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = sub.add_parser("agent", help="run a node agent (or --simulate N simulated nodes)")
+    parser.add_argument(
+        "--server",
+        default=os.environ.get("TIMONEL_URL", ""),
+        help="the API server's URL, https://HOST:PORT (env TIMONEL_URL)",
+    )
+    parser.add_argument(
+        "--token",
+        default=os.environ.get("TIMONEL_TOKEN", ""),
+        help="the node join token from the server's DATA_DIR/token (env TIMONEL_TOKEN)",
+    )
+    parser.add_argument("--data-dir", type=Path, default=Path("/var/lib/timonel"))
+    parser.add_argument(
+        "--node-name",
+        default="",
+        help="this node's name; with --simulate, the prefix of the nodes' names (default sim)",
+    )
+    parser.add_argument(
+        "--container-runtime-endpoint", default="unix:///run/containerd/containerd.sock"
+    )
+    parser.add_argument(
+        "--simulate",
+        type=int,
+        default=None,
+        metavar="N",
+        help="run N simulated nodes (sim-0 .. sim-N-1) instead of a real node",
+    )
+    parser.add_argument(
+        "--simulate-config",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help="YAML: capacity, labels, taints, address ranges, periods, stages",
+    )
+    parser.add_argument(
+        "--simulate-capacity",
+        default="",
+        metavar="cpu=32,memory=256Gi,...",
+        help="the simulated nodes' capacity (and allocatable)",
+    )
+    parser.add_argument(
+        "--simulate-label",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="an extra label on every simulated node (repeatable)",
+    )
+    parser.add_argument(
+        "--simulate-taint",
+        action="append",
+        default=[],
+        metavar="KEY[=VALUE]:EFFECT",
+        help="a taint every simulated node registers with (repeatable)",
+    )
+    parser.add_argument("--log-level", default="INFO")
+
+
+def _run_agent(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
+    if args.simulate is None:
+        print(
+            "timonel agent: the real node agent is not available in this build yet; "
+            "use --simulate N for simulated nodes",
+            file=sys.stderr,
+        )
+        return 2
+    if args.simulate < 1:
+        parser.error("--simulate: N must be at least 1")
+    if not args.server or not args.token:
+        parser.error("agent: --server and --token are required")
+    from timonel.agent.simulate.agent import SimulateOptions, run_simulated_agent
+    from timonel.agent.simulate.config import ConfigError, SimulateConfig, load_config, with_flags
+    from timonel.agent.simulate.connect import UntrustedServer
+
+    try:
+        config = SimulateConfig()
+        if args.simulate_config is not None:
+            config = load_config(args.simulate_config.read_text())
+        config = with_flags(
+            config,
+            capacity=args.simulate_capacity,
+            labels=args.simulate_label,
+            taints=args.simulate_taint,
+        )
+    except (OSError, ConfigError) as exc:
+        parser.error(f"simulated nodes: {exc}")
+    options = SimulateOptions(
+        server=args.server,
+        token=args.token.strip(),
+        count=args.simulate,
+        data_dir=args.data_dir,
+        node_name_prefix=args.node_name or "sim",
+        config=config,
+    )
+    try:
+        asyncio.run(run_simulated_agent(options))
+    except UntrustedServer as exc:
+        print(f"timonel agent: {exc}", file=sys.stderr)
+        return 1
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -35,6 +153,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     sub = parser.add_subparsers(dest="command", required=True)
     _server_parser(sub)
+    _agent_parser(sub)
     args = parser.parse_args(argv)
     logging.basicConfig(
         level=getattr(logging, str(args.log_level).upper(), logging.INFO),
@@ -56,9 +175,16 @@ def main(argv: list[str] | None = None) -> int:
             cluster_domain=args.cluster_domain,
             node_name=args.node_name,
             disable_agent=args.disable_agent,
+            controller_options={
+                name: value
+                for name in ("node_monitor_grace_period", "node_monitor_period")
+                if (value := getattr(args, name)) is not None
+            },
         )
         asyncio.run(serve(options))
         return 0
+    if args.command == "agent":
+        return _run_agent(sub.choices["agent"], args)
     parser.error(f"unknown command {args.command}")
 
 

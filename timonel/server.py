@@ -53,6 +53,8 @@ class ServerOptions:
     node_name: str = ""
     disable_agent: bool = False
     extra_tokens: dict[str, UserInfo] = field(default_factory=dict)
+    # Controller tuning (ControllerContext.options), e.g. node_monitor_grace_period.
+    controller_options: dict[str, object] = field(default_factory=dict)
 
 
 def open_storage(endpoint: str, data_dir: Path) -> Storage:
@@ -113,6 +115,7 @@ class ControlPlane:
                 service_cidr=options.service_cidr,
                 advertise_address=pki.primary_address(),
                 secure_port=options.https_listen_port,
+                ca_cert_pem=cluster_pki.ca_cert_pem,
             ),
         )
         api = self.api
@@ -127,7 +130,7 @@ class ControlPlane:
         await self.listener.start()
         await self.api.start()
         await self._ensure_builtin_objects(service_ip)
-        self._start_components()
+        self._start_components(cluster_pki.ca_cert_pem)
         kubeconfig = pki.kubeconfig_yaml(server_url=self.url, pki=cluster_pki)
         pki.write_file_atomic(self.kubeconfig_path, kubeconfig)
         if options.write_kubeconfig:
@@ -142,11 +145,15 @@ class ControlPlane:
             field_manager=user_agent,
         )
 
-    def _start_components(self) -> None:
+    def _start_components(self, ca_cert_pem: bytes) -> None:
         """The controller manager (and the scheduler), each under its own leader election."""
         manager = ControllerManager(
             self.in_process_client("kube-controller-manager"),
-            options={"cluster_cidr": self.options.cluster_cidr},
+            options={
+                "cluster_cidr": self.options.cluster_cidr,
+                "ca_cert_pem": ca_cert_pem.decode(),
+                **self.options.controller_options,
+            },
         )
         self._components.append(asyncio.create_task(manager.run(), name="controller-manager"))
 

@@ -5,23 +5,29 @@
 - Pod defaults that kube-apiserver's admission plugins apply (service account,
   default tolerations, priority) and the pod's QoS class.
 - Service ClusterIP and NodePort allocation (and release on delete or failure).
+- ResourceQuota: a create must fit the namespace's quotas, which are charged for it
+  (quota.py decides).
 """
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from timonel.api import errors
 from timonel.api.errors import FieldError, invalid_value
 from timonel.api.objects import Object
+from timonel.apiserver import quota
 from timonel.apiserver.allocators import AlreadyAllocated, OutOfRange, RangeFull
 from timonel.kinds.base import Strategy
 from timonel.kinds.core import pod as pod_kind
+from timonel.storage.interface import RevisionMismatch
 
 if TYPE_CHECKING:
     from timonel.apiserver.server import ApiServer
 
 IMMORTAL_NAMESPACES = ("default", "kube-system", "kube-public")
+_QUOTA_RETRIES = 10
 
 
 def _is(strategy: Strategy, group: str, kind: str) -> bool:
@@ -34,7 +40,9 @@ async def admit_create(api: ApiServer, strategy: Strategy, obj: Object, *, dry_r
         await _check_namespace_open(api, meta.get("namespace", ""), strategy, meta.get("name", ""))
     if _is(strategy, "", "Pod"):
         pod_kind.admit_pod(obj)
-    elif _is(strategy, "", "Service") and not dry_run:
+    if strategy.namespaced and meta.get("namespace"):
+        await _charge_quotas(api, strategy, obj, dry_run=dry_run)
+    if _is(strategy, "", "Service") and not dry_run:
         await _allocate_service(api, obj, None)
 
 
@@ -99,6 +107,35 @@ async def _check_namespace_open(
                 ],
             },
         )
+
+
+async def _charge_quotas(api: ApiServer, strategy: Strategy, obj: Object, *, dry_run: bool) -> None:
+    """Check the create against the namespace's quotas and charge them, each write
+    conditional on the quota not having changed since it was read."""
+    namespace = (obj.get("metadata") or {}).get("namespace", "")
+    names = [q["metadata"]["name"] for q in await api.list_objects("", "resourcequotas", namespace)]
+    for _ in range(_QUOTA_RETRIES):
+        if not names:
+            return
+        current = [
+            q
+            for q in [await api.get_object("", "resourcequotas", namespace, n) for n in names]
+            if q
+        ]
+        charges = quota.charge_create(
+            current, strategy.group, strategy.plural, obj, datetime.now(UTC)
+        )
+        if dry_run:
+            return
+        names = []
+        for charge in charges:
+            try:
+                await api.store_object("", "resourcequotas", charge.updated_quota())
+            except RevisionMismatch:
+                names.append(charge.quota["metadata"]["name"])
+    if not names:
+        return
+    raise errors.internal_error("failed to update resource quota usage: too many conflicts")
 
 
 def _wants_cluster_ip(service: Object) -> bool:

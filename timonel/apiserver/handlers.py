@@ -627,6 +627,14 @@ class ResourceHandlers:
         if subresource == "status":
             strategy.prepare_for_status_update(new, current)
             field_errors = strategy.validate_status_update(new, current)
+        elif (
+            subresource == "finalize"
+            and hasattr(strategy, "prepare_for_finalize")
+            and hasattr(strategy, "validate_finalize")
+        ):
+            # The namespace `finalize` subresource owns spec.finalizers and nothing else.
+            strategy.prepare_for_finalize(new, current)
+            field_errors = strategy.validate_meta(new) + strategy.validate_finalize(new, current)
         else:
             strategy.prepare_for_update(new, current)
             field_errors = strategy.validate_meta(new) + strategy.validate_update(new, current)

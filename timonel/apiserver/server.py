@@ -29,6 +29,7 @@ from timonel.apiserver.context import (
     status_response,
     success_status,
 )
+from timonel.apiserver.eviction import evict as evict_pod
 from timonel.apiserver.handlers import ResourceHandlers
 from timonel.apiserver.metrics import RequestMetrics
 from timonel.apiserver.negotiation import (
@@ -65,6 +66,9 @@ class ApiServerConfig:
     # What /api's serverAddressByClientCIDRs and the `kubernetes` endpoints report.
     advertise_address: str = "127.0.0.1"
     secure_port: int = 6443
+    # Served unauthenticated at /cacerts (as k3s does) so that a joining node can fetch the
+    # CA and check it against the hash its join token pins.
+    ca_cert_pem: bytes = b""
 
 
 class ApiServer:
@@ -139,6 +143,28 @@ class ApiServer:
                 obj, _ = await store.read_optional(namespace, name)
                 return obj
         return None
+
+    async def list_objects(self, group: str, plural: str, namespace: str) -> list[Object]:
+        """The objects of a resource in a namespace, from the watch cache (copies)."""
+        for (g, _, p), store in self._stores.items():
+            if g == group and p == plural:
+                items = store.cache.list(key_prefix=f"{namespace}/" if namespace else "").items
+                return [store.to_api(copy.deepcopy(item)) for item in items]
+        return []
+
+    async def store_object(self, group: str, plural: str, obj: Object) -> Object:
+        """Write `obj` over the version its resourceVersion names, without its strategy:
+        for what the server keeps itself (quota usage, disruption budgets). Raises
+        RevisionMismatch when the object changed since that version."""
+        store = next(s for (g, _, p), s in self._stores.items() if g == group and p == plural)
+        meta = obj.get("metadata") or {}
+        revision = int(meta["resourceVersion"])
+        kv = await self.storage.update(
+            store.key(meta.get("namespace", ""), meta["name"]),
+            encode_for_storage(store.to_stored(obj)),
+            expected_revision=revision,
+        )
+        return {**obj, "metadata": {**meta, "resourceVersion": str(kv.mod_revision)}}
 
     def schema_for(self, strategy: Strategy) -> SchemaNode | None:
         key = (strategy.group, strategy.version, strategy.kind)
@@ -254,6 +280,8 @@ class ApiServer:
                     503, b"[-]informer-sync failed: not ready\nreadyz check failed", "text/plain"
                 )
             return ApiResponse(200, b"ok", "text/plain; charset=utf-8")
+        if path == "/cacerts" and self.config.ca_cert_pem:
+            return ApiResponse(200, self.config.ca_cert_pem, "text/plain")
         request.user = self.authenticator.authenticate(
             request.peercert, request.headers.get("Authorization")
         )
@@ -581,8 +609,10 @@ class ApiServer:
         self, request: ApiRequest, info: RequestInfo, store: ResourceStore
     ) -> ApiResponse:
         eviction = decode_object(request.body, request.headers.get("Content-Type"))
-        options = eviction.get("deleteOptions") or {}
-        await self.handlers.delete_object(store, info.namespace, info.name, options, dry_run=False)
+        dry_run = bool(
+            request.param("dryRun") or (eviction.get("deleteOptions") or {}).get("dryRun")
+        )
+        await evict_pod(self, store, info.namespace, info.name, eviction, dry_run=dry_run)
         return json_response(success_status(), 201)
 
 

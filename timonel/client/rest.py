@@ -89,6 +89,10 @@ class ApiClient:
             query["dryRun"] = "All"
         return query
 
+    async def get_path(self, path: str) -> Object:
+        """GET any path answered with JSON (discovery: /api/v1, /apis, /apis/GROUP/VERSION)."""
+        return await self._call("GET", path)
+
     async def get(
         self, resource: Resource, name: str, namespace: str = "", *, subresource: str = ""
     ) -> Object:
@@ -241,3 +245,20 @@ class ApiClient:
         if dry_run:
             options["dryRun"] = ["All"]
         return await self._call("DELETE", resource.path(namespace, name), body=options)
+
+    async def delete_collection(
+        self,
+        resource: Resource,
+        namespace: str = "",
+        *,
+        propagation_policy: str = "",
+        label_selector: str = "",
+    ) -> Object:
+        """DELETE on the collection: every object (matching the selector) is deleted."""
+        options: dict[str, Any] = {"kind": "DeleteOptions", "apiVersion": "v1"}
+        if propagation_policy:
+            options["propagationPolicy"] = propagation_policy
+        query: dict[str, str | list[str]] = {}
+        if label_selector:
+            query["labelSelector"] = label_selector
+        return await self._call("DELETE", resource.path(namespace), query=query, body=options)

@@ -279,6 +279,20 @@ class DeploymentStrategy(Strategy):
     def validate_update(self, new: Object, old: Object) -> list[FieldError]:
         return self.validate(new) + validate_selector_unchanged(new, old)
 
+    def prepare_for_status_update(self, new: Object, old: Object) -> None:
+        # kube-apiserver's deployment status strategy takes only spec and labels from the
+        # stored object: the deployment controller writes the revision annotation along
+        # with the status.
+        new_meta = new.get("metadata")
+        new_meta = new_meta if isinstance(new_meta, dict) else {}
+        has_annotations = "annotations" in new_meta
+        annotations = new_meta.get("annotations")
+        super().prepare_for_status_update(new, old)
+        if has_annotations:
+            new["metadata"]["annotations"] = annotations
+        else:
+            new["metadata"].pop("annotations", None)
+
     def validate_status_update(self, new: Object, old: Object) -> list[FieldError]:
         return validate_deployment_status(new.get("status")) + validate_collision_count(new, old)
 

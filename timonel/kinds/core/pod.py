@@ -724,8 +724,11 @@ def eviction_denied(budget: Object) -> errors.StatusError | None:
 
 
 def too_many_budgets() -> errors.StatusError:
-    return errors.internal_error(
-        "This pod has more than one PodDisruptionBudget, which the eviction subresource does not support."
+    """A bare 500 Status (no reason), as the eviction subresource answers it."""
+    return errors.StatusError(
+        500,
+        "",
+        "This pod has more than one PodDisruptionBudget, which the eviction subresource does not support.",
     )
 
 

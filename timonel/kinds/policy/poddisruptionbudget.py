@@ -99,6 +99,81 @@ def disruption_budget_cause(pdb: Object) -> str:
     return f"The disruption budget {name} needs {desired} healthy pods and has {current} currently"
 
 
+DISRUPTION_ALLOWED_CONDITION = "DisruptionAllowed"
+SUFFICIENT_PODS_REASON = "SufficientPods"
+INSUFFICIENT_PODS_REASON = "InsufficientPods"
+SYNC_FAILED_REASON = "SyncFailed"
+
+
+def set_status_condition(conditions: list[Any], condition: dict[str, Any], *, now: str) -> bool:
+    """apimeta.SetStatusCondition: add or update the metav1.Condition of that type; the
+    transition time moves only when the status does. True when something changed."""
+    for existing in conditions:
+        if isinstance(existing, dict) and existing.get("type") == condition["type"]:
+            changed = False
+            if existing.get("status") != condition["status"]:
+                existing["status"] = condition["status"]
+                existing["lastTransitionTime"] = now
+                changed = True
+            for name in ("reason", "message", "observedGeneration"):
+                if existing.get(name) != condition.get(name):
+                    if condition.get(name) is None:
+                        existing.pop(name, None)
+                    else:
+                        existing[name] = condition[name]
+                    changed = True
+            return changed
+    conditions.append({**condition, "lastTransitionTime": now})
+    return True
+
+
+def set_disruption_allowed_condition(pdb: Object, *, now: str) -> None:
+    """UpdateDisruptionAllowedCondition: True (SufficientPods) while disruptions are
+    allowed, False (InsufficientPods) otherwise."""
+    status = pdb.setdefault("status", {})
+    allowed = status.get("disruptionsAllowed")
+    sufficient = is_int(allowed) and allowed > 0
+    conditions = status.get("conditions")
+    if not isinstance(conditions, list):
+        conditions = []
+        status["conditions"] = conditions
+    condition: dict[str, Any] = {
+        "type": DISRUPTION_ALLOWED_CONDITION,
+        "status": "True" if sufficient else "False",
+        "reason": SUFFICIENT_PODS_REASON if sufficient else INSUFFICIENT_PODS_REASON,
+        "message": "",
+    }
+    if status.get("observedGeneration"):
+        condition["observedGeneration"] = status["observedGeneration"]
+    set_status_condition(conditions, condition, now=now)
+
+
+def disruption_allowed_condition_up_to_date(pdb: Object) -> bool:
+    """ConditionsAreUpToDate: the DisruptionAllowed condition agrees with the counters
+    and the status describes the current generation."""
+    status = status_of(pdb)
+    if status.get("observedGeneration") != (pdb.get("metadata") or {}).get("generation"):
+        return False
+    condition = next(
+        (
+            c
+            for c in status.get("conditions") or []
+            if isinstance(c, dict) and c.get("type") == DISRUPTION_ALLOWED_CONDITION
+        ),
+        None,
+    )
+    if condition is None:
+        return False
+    allowed = status.get("disruptionsAllowed")
+    if is_int(allowed) and allowed > 0:
+        return (
+            condition.get("status") == "True" and condition.get("reason") == SUFFICIENT_PODS_REASON
+        )
+    return (
+        condition.get("status") == "False" and condition.get("reason") == INSUFFICIENT_PODS_REASON
+    )
+
+
 def _int_or_string_cell(value: Any) -> str:
     if value is None:
         return "N/A"

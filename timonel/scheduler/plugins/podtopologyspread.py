@@ -1,0 +1,411 @@
+"""PodTopologySpread: keep matching pods evenly spread over topology domains.
+
+Filter (`whenUnsatisfiable: DoNotSchedule`): a node fails when placing the pod there
+would make `pods in its domain + self - fewest pods in any domain` exceed `maxSkew`
+(the fewest counts as 0 when there are fewer domains than `minDomains`).
+
+Score (`ScheduleAnyway`, and the cluster default for pods without constraints: hostname
+maxSkew 3 and zone maxSkew 5 over the pods selected by the Services and the controller of
+the pod): each node scores `sum(count * log(domains + 2) + maxSkew - 1)`, and fewer
+matching pods normalise to a higher score.
+
+Counting walks the cache's pod groups, not every pod: a workload's replicas share one
+group whose per-node and per-domain counts the cache keeps current.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
+from typing import Any, Final
+
+from timonel.api.selectors import LabelSelector, Operator, Requirement
+from timonel.scheduler.cache import PodGroup, Snapshot, count_in_topology
+from timonel.scheduler.framework import (
+    MAX_NODE_SCORE,
+    SKIP,
+    SUCCESS,
+    ClusterEvent,
+    ClusterLister,
+    CycleState,
+    Handle,
+    NodeInfo,
+    PodInfo,
+    PreFilterResult,
+    Rejections,
+    Status,
+    unresolvable,
+    unschedulable,
+)
+from timonel.scheduler.podspec import (
+    LABEL_HOSTNAME,
+    LABEL_ZONE,
+    SpreadConstraint,
+    find_untolerated_taint,
+)
+
+NAME: Final = "PodTopologySpread"
+REASON_CONSTRAINTS: Final = "node(s) didn't match pod topology spread constraints"
+REASON_MISSING_LABEL: Final = REASON_CONSTRAINTS + " (missing required label)"
+
+DO_NOT_SCHEDULE: Final = "DoNotSchedule"
+SCHEDULE_ANYWAY: Final = "ScheduleAnyway"
+
+SYSTEM_DEFAULT_CONSTRAINTS: Final = (
+    SpreadConstraint(3, LABEL_HOSTNAME, SCHEDULE_ANYWAY, LabelSelector()),
+    SpreadConstraint(5, LABEL_ZONE, SCHEDULE_ANYWAY, LabelSelector()),
+)
+_MAX_INT32: Final = 2**31 - 1
+_PRE_FILTER_KEY: Final = f"PreFilter{NAME}"
+_PRE_SCORE_KEY: Final = f"PreScore{NAME}"
+
+_CONSTRAINTS_FAILED: Final = unschedulable(NAME, REASON_CONSTRAINTS)
+_LABEL_MISSING: Final = unresolvable(NAME, REASON_MISSING_LABEL)
+
+
+def default_selector(pod: PodInfo, lister: ClusterLister) -> LabelSelector:
+    """helper.DefaultSelector: the selectors of the Services selecting the pod, merged,
+    plus the selector of the pod's ReplicationController, ReplicaSet or StatefulSet."""
+    merged: dict[str, str] = {}
+    for selector in lister.service_selectors(pod.namespace):
+        if all(pod.labels.get(k) == v for k, v in selector.items()):
+            merged.update(selector)
+    requirements = [Requirement(k, Operator.EQUALS, (v,)) for k, v in merged.items()]
+    owner = pod.controller
+    if owner is not None and owner.kind in _SPREAD_CONTROLLERS.get(owner.api_version, ()):
+        controller = lister.controller_selector(pod.namespace, owner)
+        if controller is not None and not controller.selects_nothing:
+            requirements.extend(controller.requirements)
+    requirements.sort(key=lambda r: r.key)
+    return LabelSelector(tuple(requirements))
+
+
+_SPREAD_CONTROLLERS: Final = {
+    "v1": ("ReplicationController",),
+    "apps/v1": ("ReplicaSet", "StatefulSet"),
+}
+
+
+def _matching_count(groups: Sequence[PodGroup], node_name: str) -> int:
+    return sum(g.node_counts.get(node_name, 0) for g in groups)
+
+
+def _included(constraint: SpreadConstraint, pod: PodInfo, node: NodeInfo) -> bool:
+    """matchNodeInclusionPolicies."""
+    required = pod.required_node_affinity
+    if (
+        constraint.honor_node_affinity
+        and required is not None
+        and not required.matches(node.labels, node.name)
+    ):
+        return False
+    return not (
+        constraint.honor_node_taints
+        and find_untolerated_taint(node.no_schedule_taints, pod.tolerations) is not None
+    )
+
+
+def _has_keys(node: NodeInfo, constraints: Sequence[SpreadConstraint]) -> bool:
+    labels = node.labels
+    return all(c.topology_key in labels for c in constraints)
+
+
+def _counts_need_no_node_checks(
+    pod: PodInfo, constraints: Sequence[SpreadConstraint], require_all: bool
+) -> bool:
+    """Whether every node carrying a constraint's key counts for it, so counts can come
+    straight from the per-domain group counts."""
+    if any(c.honor_node_taints for c in constraints):
+        return False
+    if pod.required_node_affinity is not None and any(c.honor_node_affinity for c in constraints):
+        return False
+    return not require_all or len({c.topology_key for c in constraints}) == 1
+
+
+@dataclass
+class _Hard:
+    """PreFilter state for one DoNotSchedule constraint."""
+
+    constraint: SpreadConstraint
+    counts: dict[str, int]  # matching pods per domain (domains with none may be absent)
+    min_match: int
+    self_match: int
+
+
+class _PreFilterState:
+    __slots__ = ("hard",)
+
+    def __init__(self, hard: list[_Hard]) -> None:
+        self.hard = hard
+
+
+@dataclass
+class _Soft:
+    constraint: SpreadConstraint
+    groups: list[PodGroup]
+    domain_counts: dict[str, int]  # non-hostname keys: matching pods per domain
+    weight: float
+
+
+class _PreScoreState:
+    __slots__ = ("ignored", "soft")
+
+    def __init__(self, soft: list[_Soft], ignored: set[str]) -> None:
+        self.soft = soft
+        self.ignored = ignored
+
+
+class PodTopologySpread:
+    name = NAME
+
+    def __init__(
+        self,
+        lister: ClusterLister,
+        defaults: tuple[SpreadConstraint, ...] = SYSTEM_DEFAULT_CONSTRAINTS,
+        *,
+        system_defaulted: bool = True,
+    ) -> None:
+        self._lister = lister
+        self._defaults = defaults
+        self._system_defaulted = system_defaulted
+        self._default_cache: dict[tuple[str, LabelSelector], tuple[SpreadConstraint, ...]] = {}
+
+    def _constraints(self, pod: PodInfo, action: str) -> tuple[SpreadConstraint, ...]:
+        if pod.spread_constraints:
+            return tuple(c for c in pod.spread_constraints if c.when_unsatisfiable == action)
+        if not any(c.when_unsatisfiable == action for c in self._defaults):
+            return ()
+        selector = default_selector(pod, self._lister)
+        if not selector.requirements:
+            return ()
+        key = (action, selector)
+        constraints = self._default_cache.get(key)
+        if constraints is None:
+            constraints = tuple(
+                replace(c, selector=selector)
+                for c in self._defaults
+                if c.when_unsatisfiable == action
+            )
+            self._default_cache[key] = constraints
+        return constraints
+
+    # -- filter ----------------------------------------------------------------------------
+
+    def pre_filter(
+        self, state: CycleState, pod: PodInfo, nodes: Sequence[NodeInfo]
+    ) -> tuple[PreFilterResult | None, Status]:
+        constraints = self._constraints(pod, DO_NOT_SCHEDULE)
+        if not constraints:
+            return None, SKIP
+        snapshot = state.snapshot
+        hard = [_Hard(c, {}, 0, 1 if c.selector.matches(pod.labels) else 0) for c in constraints]
+        groups = [snapshot.pod_groups.matching(pod.namespace, c.selector) for c in constraints]
+        domain_totals: list[int] = []
+        if _counts_need_no_node_checks(pod, constraints, require_all=True):
+            for entry, matching in zip(hard, groups, strict=True):
+                key = entry.constraint.topology_key
+                domains = snapshot.topology_domains(key)
+                domain_totals.append(len(domains))
+                for group in matching:
+                    for value, count in count_in_topology(group, key, snapshot.node_map).items():
+                        entry.counts[value] = entry.counts.get(value, 0) + count
+        else:
+            seen: list[set[str]] = [set() for _ in constraints]
+            for node in nodes:
+                if not _has_keys(node, constraints):
+                    continue
+                for index, entry in enumerate(hard):
+                    if not _included(entry.constraint, pod, node):
+                        continue
+                    value = node.labels[entry.constraint.topology_key]
+                    seen[index].add(value)
+                    count = _matching_count(groups[index], node.name)
+                    entry.counts[value] = entry.counts.get(value, 0) + count
+            domain_totals = [len(s) for s in seen]
+        for entry, total in zip(hard, domain_totals, strict=True):
+            entry.min_match = _min_match(entry.counts, total, entry.constraint.min_domains)
+        state.write(_PRE_FILTER_KEY, _PreFilterState(hard))
+        return None, SUCCESS
+
+    def filter(self, state: CycleState, pod: PodInfo, nodes: Sequence[NodeInfo]) -> Rejections:
+        hard = state.read(_PRE_FILTER_KEY, _PreFilterState).hard
+        rejections: Rejections = {}
+        for index, node in enumerate(nodes):
+            labels = node.labels
+            for entry in hard:
+                constraint = entry.constraint
+                value = labels.get(constraint.topology_key)
+                if value is None:
+                    rejections[index] = _LABEL_MISSING
+                    break
+                skew = entry.counts.get(value, 0) + entry.self_match - entry.min_match
+                if skew > constraint.max_skew:
+                    rejections[index] = _CONSTRAINTS_FAILED
+                    break
+        return rejections
+
+    # -- score -----------------------------------------------------------------------------
+
+    def pre_score(self, state: CycleState, pod: PodInfo, nodes: Sequence[NodeInfo]) -> Status:
+        snapshot = state.snapshot
+        if not snapshot.nodes:
+            return SKIP
+        constraints = self._constraints(pod, SCHEDULE_ANYWAY)
+        if not constraints:
+            return SKIP
+        require_all = bool(pod.spread_constraints) or not self._system_defaulted
+        ignored: set[str] = set()
+        scored: Sequence[NodeInfo] = nodes
+        if require_all:
+            ignored = {n.name for n in nodes if not _has_keys(n, constraints)}
+            if ignored:
+                scored = [n for n in nodes if n.name not in ignored]
+        soft = []
+        for constraint in constraints:
+            groups = snapshot.pod_groups.matching(pod.namespace, constraint.selector)
+            key = constraint.topology_key
+            domains: dict[str, int] = {}
+            if key == LABEL_HOSTNAME:
+                size = len(scored)
+            else:
+                # Nodes without the key share the "" domain, as kube-scheduler's do.
+                domains = dict.fromkeys({n.labels.get(key, "") for n in scored}, 0)
+                size = len(domains)
+            soft.append(_Soft(constraint, groups, domains, math.log(size + 2)))
+        _count_domains(pod, soft, snapshot, constraints, require_all)
+        state.write(_PRE_SCORE_KEY, _PreScoreState(soft, ignored))
+        return SUCCESS
+
+    def score(self, state: CycleState, pod: PodInfo, nodes: Sequence[NodeInfo]) -> list[int]:
+        prepared = state.read(_PRE_SCORE_KEY, _PreScoreState)
+        totals = [0.0] * len(nodes)
+        for entry in prepared.soft:
+            key = entry.constraint.topology_key
+            weight = entry.weight
+            skew = entry.constraint.max_skew - 1
+            values = [n.labels.get(key) for n in nodes]
+            if key == LABEL_HOSTNAME:
+                names = [n.name for n in nodes]
+                counts = [0] * len(nodes)
+                for group in entry.groups:
+                    on_node = group.node_counts
+                    counts = [
+                        c + on_node.get(name, 0) for c, name in zip(counts, names, strict=True)
+                    ]
+            else:
+                in_domain = entry.domain_counts
+                counts = [in_domain.get(v, 0) if v is not None else 0 for v in values]
+            totals = [
+                t + c * weight + skew if v is not None else t
+                for t, c, v in zip(totals, counts, values, strict=True)
+            ]
+        # math.Round for the non-negative totals here.
+        scores = [int(t + 0.5) for t in totals]
+        if prepared.ignored:
+            ignored = prepared.ignored
+            scores = [0 if n.name in ignored else s for n, s in zip(nodes, scores, strict=True)]
+        return scores
+
+    def normalize(
+        self, state: CycleState, pod: PodInfo, nodes: Sequence[NodeInfo], scores: list[int]
+    ) -> None:
+        ignored = state.read(_PRE_SCORE_KEY, _PreScoreState).ignored
+        valid = (
+            [s for node, s in zip(nodes, scores, strict=True) if node.name not in ignored]
+            if ignored
+            else scores
+        )
+        if not valid:
+            scores[:] = [0] * len(scores)
+            return
+        lowest, highest = min(valid), max(valid)
+        if highest == 0:
+            normalized = [MAX_NODE_SCORE] * len(scores)
+        else:
+            total = highest + lowest
+            normalized = [MAX_NODE_SCORE * (total - s) // highest for s in scores]
+        if ignored:
+            normalized = [
+                0 if n.name in ignored else s for n, s in zip(nodes, normalized, strict=True)
+            ]
+        scores[:] = normalized
+
+    def events_to_register(self) -> frozenset[ClusterEvent]:
+        return frozenset(
+            {
+                ClusterEvent.ASSIGNED_POD_ADD,
+                ClusterEvent.ASSIGNED_POD_UPDATE,
+                ClusterEvent.ASSIGNED_POD_DELETE,
+                ClusterEvent.NODE_ADD,
+                ClusterEvent.NODE_DELETE,
+                ClusterEvent.NODE_LABEL_CHANGE,
+                ClusterEvent.NODE_TAINT_CHANGE,
+                ClusterEvent.WORKLOAD_CHANGE,
+            }
+        )
+
+
+def _min_match(counts: Mapping[str, int], domains: int, min_domains: int) -> int:
+    """The fewest matching pods in any eligible domain (criticalPaths[0]), taking
+    minDomains into account."""
+    if domains < min_domains:
+        return 0
+    if domains == 0:
+        return _MAX_INT32
+    if len(counts) < domains:
+        return 0  # some domain has no matching pod
+    return min(counts.values())
+
+
+def _count_domains(
+    pod: PodInfo,
+    soft: list[_Soft],
+    snapshot: Snapshot,
+    constraints: Sequence[SpreadConstraint],
+    require_all: bool,
+) -> None:
+    """Fill each non-hostname constraint's counts for the domains of the scored nodes."""
+    wanted = [e for e in soft if e.constraint.topology_key != LABEL_HOSTNAME and e.domain_counts]
+    if not wanted:
+        return
+    if _counts_need_no_node_checks(pod, constraints, require_all):
+        for entry in wanted:
+            key = entry.constraint.topology_key
+            counts = entry.domain_counts
+            for group in entry.groups:
+                for value, count in count_in_topology(group, key, snapshot.node_map).items():
+                    if value in counts:
+                        counts[value] += count
+        return
+    for node in snapshot.nodes:
+        if require_all and not _has_keys(node, constraints):
+            continue
+        for entry in wanted:
+            constraint = entry.constraint
+            if not _included(constraint, pod, node):
+                continue
+            value = node.labels.get(constraint.topology_key, "")
+            if value in entry.domain_counts:
+                entry.domain_counts[value] += _matching_count(entry.groups, node.name)
+
+
+def _default_constraints(args: Mapping[str, Any]) -> tuple[tuple[SpreadConstraint, ...], bool]:
+    if args.get("defaultingType", "System") != "List":
+        return SYSTEM_DEFAULT_CONSTRAINTS, True
+    result = []
+    for raw in args.get("defaultConstraints") or ():
+        result.append(
+            SpreadConstraint(
+                int(raw.get("maxSkew") or 1),
+                str(raw.get("topologyKey") or ""),
+                str(raw.get("whenUnsatisfiable") or DO_NOT_SCHEDULE),
+                LabelSelector(),
+            )
+        )
+    return tuple(result), False
+
+
+def new(args: Mapping[str, Any], handle: Handle) -> PodTopologySpread:
+    defaults, system = _default_constraints(args)
+    return PodTopologySpread(handle.lister, defaults, system_defaulted=system)
