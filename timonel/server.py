@@ -32,6 +32,8 @@ from timonel.apiserver.server import ApiServer, ApiServerConfig
 from timonel.client.rest import ApiClient
 from timonel.controllers.manager import ControllerManager
 from timonel.kinds.registry import builtin_registry
+from timonel.scheduler.component import COMPONENT as SCHEDULER_COMPONENT
+from timonel.scheduler.component import SchedulerComponent
 from timonel.storage.interface import Storage
 
 log = logging.getLogger(__name__)
@@ -146,7 +148,7 @@ class ControlPlane:
         )
 
     def _start_components(self, ca_cert_pem: bytes) -> None:
-        """The controller manager (and the scheduler), each under its own leader election."""
+        """The controller manager and the scheduler, each under its own leader election."""
         manager = ControllerManager(
             self.in_process_client("kube-controller-manager"),
             options={
@@ -156,6 +158,8 @@ class ControlPlane:
             },
         )
         self._components.append(asyncio.create_task(manager.run(), name="controller-manager"))
+        scheduler = SchedulerComponent(self.in_process_client(SCHEDULER_COMPONENT))
+        self._components.append(asyncio.create_task(scheduler.run(), name="scheduler"))
 
     async def stop(self) -> None:
         for task in self._components:

@@ -271,6 +271,8 @@ def decide_schedule(cj: Object, now: datetime, schedule: Schedule) -> ScheduleDe
 
 class CronJobController(Controller):
     name: ClassVar[str] = COMPONENT
+    # kube-controller-manager's default --concurrent-*-syncs.
+    workers: ClassVar[int] = 5
 
     def __init__(self, context: ControllerContext) -> None:
         self.client = context.client

@@ -657,6 +657,8 @@ def clean_status(status: dict[str, Any]) -> dict[str, Any]:
 
 class JobController(Controller):
     name: ClassVar[str] = COMPONENT
+    # kube-controller-manager's default --concurrent-*-syncs.
+    workers: ClassVar[int] = 5
 
     def __init__(self, context: ControllerContext) -> None:
         self.client = context.client

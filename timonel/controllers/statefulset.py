@@ -569,6 +569,8 @@ def plan_history_truncation(
 
 class StatefulSetController(Controller):
     name: ClassVar[str] = COMPONENT
+    # kube-controller-manager's default --concurrent-*-syncs.
+    workers: ClassVar[int] = 5
 
     def __init__(self, context: ControllerContext) -> None:
         self.client = context.client

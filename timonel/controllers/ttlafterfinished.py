@@ -53,6 +53,8 @@ def seconds_left(job: Object, now: datetime) -> float | None:
 
 class TTLAfterFinishedController(Controller):
     name: ClassVar[str] = COMPONENT
+    # kube-controller-manager's default --concurrent-*-syncs.
+    workers: ClassVar[int] = 5
 
     def __init__(self, context: ControllerContext) -> None:
         self.client = context.client

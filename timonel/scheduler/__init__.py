@@ -11,10 +11,23 @@ from timonel.scheduler.framework import (
     Status,
 )
 from timonel.scheduler.plugins import DEFAULT_PROFILE, REGISTRY
-from timonel.scheduler.scheduler import Scheduler, num_feasible_nodes_to_find, scheduled_message
+from timonel.scheduler.scheduler import (
+    EVENT_FAILED_SCHEDULING,
+    EVENT_SCHEDULED,
+    REASON_SCHEDULER_ERROR,
+    REASON_UNSCHEDULABLE,
+    Scheduler,
+    event_note,
+    num_feasible_nodes_to_find,
+    scheduled_message,
+)
 
 __all__ = [
     "DEFAULT_PROFILE",
+    "EVENT_FAILED_SCHEDULING",
+    "EVENT_SCHEDULED",
+    "REASON_SCHEDULER_ERROR",
+    "REASON_UNSCHEDULABLE",
     "REGISTRY",
     "Code",
     "CycleState",
@@ -24,6 +37,7 @@ __all__ = [
     "Profile",
     "Scheduler",
     "Status",
+    "event_note",
     "num_feasible_nodes_to_find",
     "scheduled_message",
 ]

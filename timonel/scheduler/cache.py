@@ -219,6 +219,10 @@ class Snapshot:
         """Every value of `topology_key` among nodes, with how many nodes carry it."""
         return self._cache.topology_domains(topology_key)
 
+    def on_every_node(self, label_key: str) -> bool:
+        """Whether every node carries the label `label_key`."""
+        return self._cache.labelled_nodes(label_key) == len(self.nodes)
+
 
 # -- the cache ---------------------------------------------------------------------------------
 
@@ -247,6 +251,7 @@ class Cache:
         self._pods: dict[str, _PodState] = {}
         self._order_dirty = True
         self._domains: dict[str, dict[str, int]] = {}
+        self._labelled: dict[str, int] = {}
         self._snapshot = Snapshot(self)
         self._namespaces: dict[str, dict[str, str]] = {}
         self._services: dict[str, dict[str, Mapping[str, str]]] = {}
@@ -286,9 +291,16 @@ class Cache:
             self._domains[topology_key] = domains
         return domains
 
+    def labelled_nodes(self, label_key: str) -> int:
+        count = self._labelled.get(label_key)
+        if count is None:
+            count = self._labelled[label_key] = sum(self.topology_domains(label_key).values())
+        return count
+
     def _topology_changed(self) -> None:
         self._order_dirty = True
         self._domains.clear()
+        self._labelled.clear()
         self.pod_groups.forget_topology()
 
     # -- nodes -------------------------------------------------------------------------------
@@ -440,8 +452,9 @@ class Cache:
         uid = (pod.get("metadata") or {}).get("uid") or ""
         state = self._pods.get(uid)
         if state is not None:
-            if state.assumed and state.node_name == node_name and _same_spec(state.info, pod):
-                # Confirmation of our own binding: nothing the scheduler counts changed.
+            if state.node_name == node_name and _same_spec(state.info, pod):
+                # The confirmation of our own binding, or a status update: nothing the
+                # scheduler counts changed.
                 state.info.pod = pod
                 state.assumed = False
                 return state.info
@@ -505,7 +518,8 @@ class Cache:
 
 
 def _same_spec(info: PodInfo, pod: Object) -> bool:
-    """Whether `pod` is `info`'s pod with only binding-related fields changed."""
+    """Whether `pod` is `info`'s pod with nothing the scheduler reads changed but its
+    node name and status."""
     old, new = info.pod, pod
     if old is new:
         return True

@@ -229,9 +229,9 @@ class SchedulingQueue:
     ) -> None:
         """Put back a pod whose cycle `cycle` failed. With no rejecting plugins (an
         error) or a cluster event since the cycle began, it backs off; otherwise it waits
-        for an event its rejecting plugins care about."""
-        self._in_flight.pop(queued.uid, None)
-        if queued.uid in self:
+        for an event its rejecting plugins care about. A pod deleted meanwhile (no longer
+        in flight) is dropped."""
+        if self._in_flight.pop(queued.uid, None) is None or queued.uid in self:
             return
         queued.timestamp = self._clock()
         queued.unschedulable_plugins = frozenset(unschedulable_plugins)

@@ -63,6 +63,17 @@ _MIN_FILTER_BATCH: Final = 64
 
 NO_NODES_AVAILABLE: Final = "no nodes available to schedule pods"
 
+# What the I/O shell writes: the PodScheduled=False condition's reason is
+# REASON_UNSCHEDULABLE for `on_unschedulable` and REASON_SCHEDULER_ERROR for `on_error`,
+# with the message as given; the Warning event is EVENT_FAILED_SCHEDULING (action
+# "Scheduling") with `event_note(message)`; after a binding, EVENT_SCHEDULED (Normal) with
+# `scheduled_message(pod, node)`. All are reported as from DEFAULT_SCHEDULER_NAME.
+REASON_UNSCHEDULABLE: Final = "Unschedulable"
+REASON_SCHEDULER_ERROR: Final = "SchedulerError"
+EVENT_FAILED_SCHEDULING: Final = "FailedScheduling"
+EVENT_SCHEDULED: Final = "Scheduled"
+NOTE_LENGTH_LIMIT: Final = 1024
+
 FailureFunc = Callable[[Object, str], Awaitable[None]]
 
 
@@ -82,6 +93,13 @@ def scheduled_message(pod: Object, node_name: str) -> str:
     return (
         f"Successfully assigned {metadata.get('namespace')}/{metadata.get('name')} to {node_name}"
     )
+
+
+def event_note(message: str) -> str:
+    """The message cut to an event note's 1024 characters, ending " ..." when cut."""
+    if len(message) <= NOTE_LENGTH_LIMIT:
+        return message
+    return message[: NOTE_LENGTH_LIMIT - 4] + " ..."
 
 
 class SchedulingError(Exception):
@@ -278,7 +296,8 @@ class Scheduler:
         if (new.get("spec") or {}).get("nodeName"):
             self.queue.delete(uid)
             known = self.cache.node_of(uid) is not None
-            if self.cache.update_pod(old, new) is not None:
+            relevant = not known or old is None or _changed_for_scheduling(old, new)
+            if self.cache.update_pod(old, new) is not None and relevant:
                 event = ClusterEvent.ASSIGNED_POD_UPDATE if known else ClusterEvent.ASSIGNED_POD_ADD
                 self.queue.move_all_to_active_or_backoff(event)
             return

@@ -43,7 +43,9 @@ def get(server: RunningServer, kind: str, name: str, namespace: str = "") -> dic
     return found
 
 
-def items(server: RunningServer, kind: str, namespace: str = "", selector: str = "") -> list[dict[str, Any]]:
+def items(
+    server: RunningServer, kind: str, namespace: str = "", selector: str = ""
+) -> list[dict[str, Any]]:
     args = ["get", kind, "-o", "json"]
     args += ["-n", namespace] if namespace else []
     args += ["-l", selector] if selector else []
@@ -53,7 +55,11 @@ def items(server: RunningServer, kind: str, namespace: str = "", selector: str =
 
 def live_pods(server: RunningServer, namespace: str, selector: str = "") -> list[dict[str, Any]]:
     """Pods not on their way out."""
-    return [p for p in items(server, "pods", namespace, selector) if not p["metadata"].get("deletionTimestamp")]
+    return [
+        p
+        for p in items(server, "pods", namespace, selector)
+        if not p["metadata"].get("deletionTimestamp")
+    ]
 
 
 def apply(server: RunningServer, obj: dict[str, Any], namespace: str = "") -> None:
@@ -66,7 +72,9 @@ def now() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def mark_pod(server: RunningServer, namespace: str, name: str, phase: str, *, ready: bool | None = None) -> None:
+def mark_pod(
+    server: RunningServer, namespace: str, name: str, phase: str, *, ready: bool | None = None
+) -> None:
     """Write the status a kubelet would: the phase, and Ready when running."""
     ready = phase == "Running" if ready is None else ready
     stamp = now()
@@ -75,13 +83,24 @@ def mark_pod(server: RunningServer, namespace: str, name: str, phase: str, *, re
         "conditions": [
             {"type": "Initialized", "status": "True", "lastTransitionTime": stamp},
             {"type": "Ready", "status": "True" if ready else "False", "lastTransitionTime": stamp},
-            {"type": "ContainersReady", "status": "True" if ready else "False", "lastTransitionTime": stamp},
+            {
+                "type": "ContainersReady",
+                "status": "True" if ready else "False",
+                "lastTransitionTime": stamp,
+            },
             {"type": "PodScheduled", "status": "True", "lastTransitionTime": stamp},
         ],
     }
     server.kubectl(
-        "patch", "pod", name, "-n", namespace, "--subresource=status", "--type=merge",
-        "-p", json.dumps({"status": status}),
+        "patch",
+        "pod",
+        name,
+        "-n",
+        namespace,
+        "--subresource=status",
+        "--type=merge",
+        "-p",
+        json.dumps({"status": status}),
     )
 
 
@@ -92,5 +111,10 @@ def events(server: RunningServer, namespace: str, kind: str, name: str) -> list[
         for e in items(server, "events", namespace)
         if e["involvedObject"].get("kind") == kind and e["involvedObject"].get("name") == name
     ]
-    found.sort(key=lambda e: (e.get("firstTimestamp") or "", int(e["metadata"].get("resourceVersion") or 0)))
+    found.sort(
+        key=lambda e: (
+            e.get("firstTimestamp") or "",
+            int(e["metadata"].get("resourceVersion") or 0),
+        )
+    )
     return [(e["reason"], e["message"]) for e in found]

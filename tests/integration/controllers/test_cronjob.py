@@ -33,7 +33,9 @@ RATE = 60.0
 @pytest.fixture
 async def client(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[ApiClient]:
     monkeypatch.setattr(registry, "CONTROLLERS", {})
-    plane = ControlPlane(ServerOptions(data_dir=tmp_path, bind_address="127.0.0.1", https_listen_port=0))
+    plane = ControlPlane(
+        ServerOptions(data_dir=tmp_path, bind_address="127.0.0.1", https_listen_port=0)
+    )
     await plane.start()
     manager = ControllerManager(
         plane.in_process_client("kube-controller-manager"),
@@ -43,7 +45,9 @@ async def client(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterat
     )
     controllers = asyncio.create_task(manager.run())
     api = plane.in_process_client("test")
-    await api.create(NAMESPACES, {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NAMESPACE}})
+    await api.create(
+        NAMESPACES, {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NAMESPACE}}
+    )
     try:
         yield api
     finally:
@@ -52,7 +56,9 @@ async def client(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterat
         await plane.stop()
 
 
-async def eventually(probe: Callable[[], Awaitable[T | None]], timeout: float = 10.0, what: str = "condition") -> T:
+async def eventually(
+    probe: Callable[[], Awaitable[T | None]], timeout: float = 10.0, what: str = "condition"
+) -> T:
     deadline = asyncio.get_running_loop().time() + timeout
     while True:
         result = await probe()
@@ -96,7 +102,9 @@ async def finish_job(api: ApiClient, job_name: str, phase: str = "Succeeded") ->
     """Stand in for the kubelet: the Job's pod ran and exited."""
 
     async def pod() -> Object | None:
-        listed = await api.list(PODS, NAMESPACE, label_selector=f"batch.kubernetes.io/job-name={job_name}")
+        listed = await api.list(
+            PODS, NAMESPACE, label_selector=f"batch.kubernetes.io/job-name={job_name}"
+        )
         return listed["items"][0] if listed["items"] else None
 
     found = await eventually(pod, what=f"a pod of {job_name}")
@@ -118,7 +126,10 @@ async def test_fires_on_schedule(client: ApiClient) -> None:
     job = (await eventually(lambda: jobs_of(client, "tick"), what="a first Job"))[0]
     owner = job["metadata"]["ownerReferences"][0]
     assert (owner["kind"], owner["name"], owner["uid"], owner["controller"]) == (
-        "CronJob", "tick", created["metadata"]["uid"], True,
+        "CronJob",
+        "tick",
+        created["metadata"]["uid"],
+        True,
     )
     scheduled = job["metadata"]["annotations"]["batch.kubernetes.io/cronjob-scheduled-timestamp"]
     assert scheduled.endswith(":00Z")
@@ -130,25 +141,33 @@ async def test_fires_on_schedule(client: ApiClient) -> None:
     )
     assert cj["status"]["active"][0]["name"] == job["metadata"]["name"]
     assert cj["status"]["lastScheduleTime"] == scheduled
-    assert f"Created job {job['metadata']['name']}" in await event_messages(client, "tick", "SuccessfulCreate")
+    assert f"Created job {job['metadata']['name']}" in await event_messages(
+        client, "tick", "SuccessfulCreate"
+    )
 
     await finish_job(client, job["metadata"]["name"])
-    done = await eventually(lambda: _status_with(client, "tick", "lastSuccessfulTime"), what="a successful run")
+    done = await eventually(
+        lambda: _status_with(client, "tick", "lastSuccessfulTime"), what="a successful run"
+    )
     assert job["metadata"]["name"] not in [a["name"] for a in done["status"].get("active") or []]
-    assert f"Saw completed job: {job['metadata']['name']}, status: Complete" in await event_messages(
-        client, "tick", "SawCompletedJob"
+    assert (
+        f"Saw completed job: {job['metadata']['name']}, status: Complete"
+        in await event_messages(client, "tick", "SawCompletedJob")
     )
 
     # The next minute (a second later here) brings the next Job; once it succeeds, the
     # history limit of 1 removes the first.
     later = await eventually(
-        lambda: _later_jobs(client, "tick", job["metadata"]["name"]), what="a Job for a later minute"
+        lambda: _later_jobs(client, "tick", job["metadata"]["name"]),
+        what="a Job for a later minute",
     )
     await finish_job(client, later[0]["metadata"]["name"])
     await eventually(
         lambda: _gone(client, job["metadata"]["name"]), what="the oldest successful Job deleted"
     )
-    assert f"Deleted job {job['metadata']['name']}" in await event_messages(client, "tick", "SuccessfulDelete")
+    assert f"Deleted job {job['metadata']['name']}" in await event_messages(
+        client, "tick", "SuccessfulDelete"
+    )
 
 
 async def test_forbid_skips_while_a_job_runs(client: ApiClient) -> None:
@@ -157,7 +176,9 @@ async def test_forbid_skips_while_a_job_runs(client: ApiClient) -> None:
     await eventually(
         lambda: _event(client, "solo", "JobAlreadyActive"), timeout=10, what="a skipped schedule"
     )
-    assert [j["metadata"]["name"] for j in await jobs_of(client, "solo")] == [first["metadata"]["name"]]
+    assert [j["metadata"]["name"] for j in await jobs_of(client, "solo")] == [
+        first["metadata"]["name"]
+    ]
 
 
 async def test_suspended_cronjob_starts_nothing(client: ApiClient) -> None:

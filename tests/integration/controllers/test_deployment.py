@@ -243,8 +243,10 @@ class Watcher:
 
     def __exit__(self, *exc: object) -> None:
         if self._response is not None:
-            self._response.close()
+            self._response.shutdown()  # unblocks the reading thread
         self._thread.join(5)
+        if self._response is not None:
+            self._response.close()
 
     def _run(self) -> None:
         self._response = self.list_call(

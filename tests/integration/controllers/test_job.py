@@ -53,7 +53,9 @@ def conditions(obj: dict[str, Any] | None) -> dict[str, dict[str, Any]]:
 
 def test_runs_to_completion_with_parallelism(server: RunningServer, namespace: str) -> None:
     apply(server, job("batch", completions=3, parallelism=2), namespace)
-    first = wait_for(lambda: len(p := running(server, namespace, "batch")) == 2 and p, what="two pods")
+    first = wait_for(
+        lambda: len(p := running(server, namespace, "batch")) == 2 and p, what="two pods"
+    )
     pod = first[0]
     assert pod["metadata"]["generateName"] == "batch-"
     assert FINALIZER in pod["metadata"]["finalizers"]
@@ -63,8 +65,10 @@ def test_runs_to_completion_with_parallelism(server: RunningServer, namespace: s
     mark_pod(server, namespace, first[0]["metadata"]["name"], "Succeeded")
     # One done, two to go, two at a time.
     wait_for(
-        lambda: len(r := running(server, namespace, "batch")) == 2
-        and first[0]["metadata"]["name"] not in {p["metadata"]["name"] for p in r},
+        lambda: (
+            len(r := running(server, namespace, "batch")) == 2
+            and first[0]["metadata"]["name"] not in {p["metadata"]["name"] for p in r}
+        ),
         what="a third pod",
     )
     for pod in running(server, namespace, "batch"):
@@ -87,16 +91,29 @@ def test_runs_to_completion_with_parallelism(server: RunningServer, namespace: s
     )
     # Counted pods lose the tracking finalizer.
     pods = items(server, "pods", namespace, "batch.kubernetes.io/job-name=batch")
-    assert len(pods) == 3 and all(FINALIZER not in (p["metadata"].get("finalizers") or []) for p in pods)
+    assert len(pods) == 3 and all(
+        FINALIZER not in (p["metadata"].get("finalizers") or []) for p in pods
+    )
     recorded = events(server, namespace, "Job", "batch")
     assert ("Completed", "Job completed") in recorded
-    assert sum(1 for reason, message in recorded if reason == "SuccessfulCreate" and message.startswith("Created pod: batch-")) == 3
+    assert (
+        sum(
+            1
+            for reason, message in recorded
+            if reason == "SuccessfulCreate" and message.startswith("Created pod: batch-")
+        )
+        == 3
+    )
 
 
 def test_indexed_job(server: RunningServer, namespace: str) -> None:
     apply(server, job("idx", completions=2, parallelism=2, completionMode="Indexed"), namespace)
-    pods = wait_for(lambda: len(p := running(server, namespace, "idx")) == 2 and p, what="two indexed pods")
-    by_index = {p["metadata"]["annotations"]["batch.kubernetes.io/job-completion-index"]: p for p in pods}
+    pods = wait_for(
+        lambda: len(p := running(server, namespace, "idx")) == 2 and p, what="two indexed pods"
+    )
+    by_index = {
+        p["metadata"]["annotations"]["batch.kubernetes.io/job-completion-index"]: p for p in pods
+    }
     assert set(by_index) == {"0", "1"}
     pod = by_index["1"]
     assert pod["metadata"]["generateName"] == "idx-1-"
@@ -116,12 +133,16 @@ def test_indexed_job(server: RunningServer, namespace: str) -> None:
     ]
     mark_pod(server, namespace, by_index["1"]["metadata"]["name"], "Succeeded")
     wait_for(
-        lambda: (get(server, "job", "idx", namespace) or {}).get("status", {}).get("completedIndexes") == "1",
+        lambda: (
+            (get(server, "job", "idx", namespace) or {}).get("status", {}).get("completedIndexes")
+            == "1"
+        ),
         what="index 1 completed",
     )
     mark_pod(server, namespace, by_index["0"]["metadata"]["name"], "Succeeded")
     done = wait_for(
-        lambda: (j := get(server, "job", "idx", namespace)) and "Complete" in conditions(j) and j, what="complete"
+        lambda: (j := get(server, "job", "idx", namespace)) and "Complete" in conditions(j) and j,
+        what="complete",
     )
     assert done["status"]["completedIndexes"] == "0,1"
     assert done["status"]["succeeded"] == 2
@@ -132,7 +153,8 @@ def test_backoff_limit_exceeded(server: RunningServer, namespace: str) -> None:
     pod = wait_for(lambda: running(server, namespace, "fails"), what="a pod")[0]
     mark_pod(server, namespace, pod["metadata"]["name"], "Failed")
     failed = wait_for(
-        lambda: (j := get(server, "job", "fails", namespace)) and "Failed" in conditions(j) and j, what="failed"
+        lambda: (j := get(server, "job", "fails", namespace)) and "Failed" in conditions(j) and j,
+        what="failed",
     )
     assert failed["status"]["failed"] == 1
     target, final = conditions(failed)["FailureTarget"], conditions(failed)["Failed"]
@@ -151,10 +173,13 @@ def test_active_deadline_exceeded(server: RunningServer, namespace: str) -> None
     apply(server, job("slow", activeDeadlineSeconds=1), namespace)
     wait_for(lambda: running(server, namespace, "slow"), what="a pod")
     failed = wait_for(
-        lambda: (j := get(server, "job", "slow", namespace)) and "Failed" in conditions(j) and j, what="deadline"
+        lambda: (j := get(server, "job", "slow", namespace)) and "Failed" in conditions(j) and j,
+        what="deadline",
     )
     assert conditions(failed)["Failed"]["reason"] == "DeadlineExceeded"
-    assert conditions(failed)["Failed"]["message"] == "Job was active longer than specified deadline"
+    assert (
+        conditions(failed)["Failed"]["message"] == "Job was active longer than specified deadline"
+    )
     assert running(server, namespace, "slow") == []
     assert failed["status"]["failed"] == 1
 
@@ -162,12 +187,17 @@ def test_active_deadline_exceeded(server: RunningServer, namespace: str) -> None
 def test_suspended_job_starts_when_resumed(server: RunningServer, namespace: str) -> None:
     apply(server, job("later", suspend=True), namespace)
     suspended = wait_for(
-        lambda: (j := get(server, "job", "later", namespace)) and "Suspended" in conditions(j) and j, what="suspended"
+        lambda: (
+            (j := get(server, "job", "later", namespace)) and "Suspended" in conditions(j) and j
+        ),
+        what="suspended",
     )
     assert conditions(suspended)["Suspended"]["status"] == "True"
     assert "startTime" not in suspended["status"]
     assert running(server, namespace, "later") == []
-    server.kubectl("patch", "job", "later", "-n", namespace, "--type=merge", "-p", '{"spec":{"suspend":false}}')
+    server.kubectl(
+        "patch", "job", "later", "-n", namespace, "--type=merge", "-p", '{"spec":{"suspend":false}}'
+    )
     wait_for(lambda: running(server, namespace, "later"), what="a pod once resumed")
     resumed = get(server, "job", "later", namespace)
     assert conditions(resumed)["Suspended"]["status"] == "False"
@@ -178,5 +208,7 @@ def test_finished_job_deleted_after_its_ttl(server: RunningServer, namespace: st
     apply(server, job("brief", ttlSecondsAfterFinished=1), namespace)
     pod = wait_for(lambda: running(server, namespace, "brief"), what="a pod")[0]
     mark_pod(server, namespace, pod["metadata"]["name"], "Succeeded")
-    wait_for(lambda: "Complete" in conditions(get(server, "job", "brief", namespace)), what="complete")
+    wait_for(
+        lambda: "Complete" in conditions(get(server, "job", "brief", namespace)), what="complete"
+    )
     wait_for(lambda: get(server, "job", "brief", namespace) is None, what="the Job deleted")

@@ -34,13 +34,25 @@ def cronjob(schedule: str = "*/5 * * * *", *, last: datetime | None = None, **sp
     return {
         "apiVersion": "batch/v1",
         "kind": "CronJob",
-        "metadata": {"name": "report", "namespace": "ns", "uid": "cj-uid", "creationTimestamp": "2025-03-10T09:00:30Z"},
+        "metadata": {
+            "name": "report",
+            "namespace": "ns",
+            "uid": "cj-uid",
+            "creationTimestamp": "2025-03-10T09:00:30Z",
+        },
         "spec": {
             "schedule": schedule,
             **spec,
             "jobTemplate": {
                 "metadata": {"labels": {"team": "x"}, "annotations": {"note": "y"}},
-                "spec": {"template": {"spec": {"restartPolicy": "OnFailure", "containers": [{"name": "c", "image": "i"}]}}},
+                "spec": {
+                    "template": {
+                        "spec": {
+                            "restartPolicy": "OnFailure",
+                            "containers": [{"name": "c", "image": "i"}],
+                        }
+                    }
+                },
             },
         },
         "status": status,
@@ -53,31 +65,43 @@ def at(minutes_after_creation: float) -> datetime:
 
 def test_nothing_due_before_the_first_scheduled_time() -> None:
     schedule = parse_schedule("*/5 * * * *")
-    earliest, recent, missed = most_recent_schedule_time(cronjob(), at(3), schedule, include_starting_deadline=True)
+    earliest, recent, missed = most_recent_schedule_time(
+        cronjob(), at(3), schedule, include_starting_deadline=True
+    )
     assert (earliest, recent, missed) == (CREATED, None, Missed.NONE)
 
 
 def test_the_due_time_and_missed_ones() -> None:
     schedule = parse_schedule("*/5 * * * *")
-    _, recent, missed = most_recent_schedule_time(cronjob(), at(6), schedule, include_starting_deadline=True)
+    _, recent, missed = most_recent_schedule_time(
+        cronjob(), at(6), schedule, include_starting_deadline=True
+    )
     assert (recent, missed) == (datetime(2025, 3, 10, 9, 5, tzinfo=UTC), Missed.NONE)
     # Three schedules passed: only the most recent is started.
-    _, recent, missed = most_recent_schedule_time(cronjob(), at(16), schedule, include_starting_deadline=True)
+    _, recent, missed = most_recent_schedule_time(
+        cronjob(), at(16), schedule, include_starting_deadline=True
+    )
     assert (recent, missed) == (datetime(2025, 3, 10, 9, 15, tzinfo=UTC), Missed.FEW)
     # Counting from the last schedule time, not the creation.
     last = datetime(2025, 3, 10, 9, 15, tzinfo=UTC)
-    _, recent, _ = most_recent_schedule_time(cronjob(last=last), at(16), schedule, include_starting_deadline=True)
+    _, recent, _ = most_recent_schedule_time(
+        cronjob(last=last), at(16), schedule, include_starting_deadline=True
+    )
     assert recent is None
 
 
 def test_more_than_a_hundred_missed_schedules() -> None:
     schedule = parse_schedule("* * * * *")
-    _, recent, missed = most_recent_schedule_time(cronjob(), at(101.5), schedule, include_starting_deadline=True)
+    _, recent, missed = most_recent_schedule_time(
+        cronjob(), at(101.5), schedule, include_starting_deadline=True
+    )
     assert missed is Missed.MANY
     assert recent == datetime(2025, 3, 10, 10, 42, tzinfo=UTC)
     # A starting deadline bounds how far back the controller looks.
     bounded = cronjob(startingDeadlineSeconds=200)
-    _, recent, missed = most_recent_schedule_time(bounded, at(101.5), schedule, include_starting_deadline=True)
+    _, recent, missed = most_recent_schedule_time(
+        bounded, at(101.5), schedule, include_starting_deadline=True
+    )
     assert (recent, missed) == (datetime(2025, 3, 10, 10, 42, tzinfo=UTC), Missed.FEW)
 
 
@@ -88,7 +112,9 @@ def test_starting_deadline_too_late() -> None:
     assert late.scheduled is None  # nothing within the last 10 minutes
     in_time = decide_schedule(cronjob("0 * * * *", startingDeadlineSeconds=600), at(62), schedule)
     assert in_time.scheduled == datetime(2025, 3, 10, 10, 0, tzinfo=UTC) and not in_time.too_late
-    assert decide_schedule(cronjob("0 * * * *"), at(90), schedule).scheduled == datetime(2025, 3, 10, 10, 0, tzinfo=UTC)
+    assert decide_schedule(cronjob("0 * * * *"), at(90), schedule).scheduled == datetime(
+        2025, 3, 10, 10, 0, tzinfo=UTC
+    )
 
 
 def test_when_to_look_again() -> None:
@@ -107,11 +133,16 @@ def test_time_zones() -> None:
     # 09:00 in Madrid (UTC+1 in March) is 08:00 UTC.
     assert decision.scheduled == datetime(2025, 3, 11, 8, 0, tzinfo=UTC)
     job = job_from_template(zoned, decision.scheduled)
-    assert job["metadata"]["annotations"]["batch.kubernetes.io/cronjob-scheduled-timestamp"] == "2025-03-11T09:00:00+01:00"
+    assert (
+        job["metadata"]["annotations"]["batch.kubernetes.io/cronjob-scheduled-timestamp"]
+        == "2025-03-11T09:00:00+01:00"
+    )
     local = datetime(2025, 3, 11, 8, 30, tzinfo=ZoneInfo("Asia/Tokyo"))
     assert format_schedule(cronjob("0 9 * * *")) == "0 9 * * *"
     # Without spec.timeZone the schedule is read in the controller's zone.
-    assert decide_schedule(cronjob("0 8 * * *"), local, parse_schedule("0 8 * * *")).scheduled == local.replace(minute=0)
+    assert decide_schedule(
+        cronjob("0 8 * * *"), local, parse_schedule("0 8 * * *")
+    ).scheduled == local.replace(minute=0)
 
 
 def test_jobs_from_the_template() -> None:
@@ -121,9 +152,19 @@ def test_jobs_from_the_template() -> None:
     meta = job["metadata"]
     assert meta["name"] == "report-29026625"
     assert meta["labels"] == {"team": "x"}
-    assert meta["annotations"] == {"note": "y", "batch.kubernetes.io/cronjob-scheduled-timestamp": "2025-03-10T09:05:00Z"}
+    assert meta["annotations"] == {
+        "note": "y",
+        "batch.kubernetes.io/cronjob-scheduled-timestamp": "2025-03-10T09:05:00Z",
+    }
     assert meta["ownerReferences"] == [
-        {"apiVersion": "batch/v1", "kind": "CronJob", "name": "report", "uid": "cj-uid", "controller": True, "blockOwnerDeletion": True}
+        {
+            "apiVersion": "batch/v1",
+            "kind": "CronJob",
+            "name": "report",
+            "uid": "cj-uid",
+            "controller": True,
+            "blockOwnerDeletion": True,
+        }
     ]
     assert job["spec"]["template"]["spec"]["restartPolicy"] == "OnFailure"
 
@@ -144,9 +185,14 @@ def test_history_cleanup_removes_the_oldest_beyond_each_limit() -> None:
         finished_job("bad-2", "Failed", None),
         {"metadata": {"name": "running"}, "status": {"startTime": "2025-03-10T08:00:00Z"}},
     ]
-    doomed = plan_history_cleanup(cronjob(successfulJobsHistoryLimit=1, failedJobsHistoryLimit=1), jobs)
+    doomed = plan_history_cleanup(
+        cronjob(successfulJobsHistoryLimit=1, failedJobsHistoryLimit=1), jobs
+    )
     assert [j["metadata"]["name"] for j in doomed] == ["ok-1", "ok-2", "bad-1"]
-    assert plan_history_cleanup(cronjob(successfulJobsHistoryLimit=0), jobs)[-1]["metadata"]["name"] == "ok-3"
+    assert (
+        plan_history_cleanup(cronjob(successfulJobsHistoryLimit=0), jobs)[-1]["metadata"]["name"]
+        == "ok-3"
+    )
     assert plan_history_cleanup(cronjob(), jobs) == []
 
 

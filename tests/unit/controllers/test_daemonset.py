@@ -30,16 +30,23 @@ def stamp(seconds_before_now: float) -> str:
     return (NOW - timedelta(seconds=seconds_before_now)).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def node(name: str, labels: dict[str, str] | None = None, taints: list[dict[str, str]] | None = None) -> Object:
+def node(
+    name: str, labels: dict[str, str] | None = None, taints: list[dict[str, str]] | None = None
+) -> Object:
     return {"metadata": {"name": name, "labels": labels or {}}, "spec": {"taints": taints or []}}
 
 
 def daemonset(
-    *, pod_spec: dict[str, Any] | None = None, rolling: dict[str, Any] | None = None, strategy: str = "RollingUpdate"
+    *,
+    pod_spec: dict[str, Any] | None = None,
+    rolling: dict[str, Any] | None = None,
+    strategy: str = "RollingUpdate",
 ) -> Object:
     update: dict[str, Any] = {"type": strategy}
     if strategy == "RollingUpdate":
-        update["rollingUpdate"] = rolling if rolling is not None else {"maxUnavailable": 1, "maxSurge": 0}
+        update["rollingUpdate"] = (
+            rolling if rolling is not None else {"maxUnavailable": 1, "maxSurge": 0}
+        )
     return {
         "apiVersion": "apps/v1",
         "kind": "DaemonSet",
@@ -84,14 +91,22 @@ def pod(
         "affinity": {
             "nodeAffinity": {
                 "requiredDuringSchedulingIgnoredDuringExecution": {
-                    "nodeSelectorTerms": [{"matchFields": [{"key": "metadata.name", "operator": "In", "values": [node_name]}]}]
+                    "nodeSelectorTerms": [
+                        {
+                            "matchFields": [
+                                {"key": "metadata.name", "operator": "In", "values": [node_name]}
+                            ]
+                        }
+                    ]
                 }
             }
         }
     }
     if bound:
         spec["nodeName"] = node_name
-    conditions = [{"type": "Ready", "status": "True" if ready else "False", "lastTransitionTime": stamp(300)}]
+    conditions = [
+        {"type": "Ready", "status": "True" if ready else "False", "lastTransitionTime": stamp(300)}
+    ]
     return {"metadata": meta, "spec": spec, "status": {"phase": phase, "conditions": conditions}}
 
 
@@ -101,7 +116,12 @@ def pod(
 def test_daemon_pods_get_the_automatic_tolerations() -> None:
     spec: dict[str, Any] = {
         "tolerations": [
-            {"key": "node.kubernetes.io/not-ready", "operator": "Exists", "effect": "NoExecute", "tolerationSeconds": 300},
+            {
+                "key": "node.kubernetes.io/not-ready",
+                "operator": "Exists",
+                "effect": "NoExecute",
+                "tolerationSeconds": 300,
+            },
             {"key": "team", "operator": "Equal", "value": "a", "effect": "NoSchedule"},
         ]
     }
@@ -145,7 +165,11 @@ def test_node_selector_and_affinity_decide_eligibility() -> None:
                 "nodeSelectorTerms": [
                     {"matchExpressions": [{"key": "zone", "operator": "In", "values": ["a", "b"]}]},
                     {"matchExpressions": [{"key": "cores", "operator": "Gt", "values": ["8"]}]},
-                    {"matchFields": [{"key": "metadata.name", "operator": "In", "values": ["special"]}]},
+                    {
+                        "matchFields": [
+                            {"key": "metadata.name", "operator": "In", "values": ["special"]}
+                        ]
+                    },
                 ]
             }
         }
@@ -161,7 +185,15 @@ def test_node_selector_and_affinity_decide_eligibility() -> None:
                 "nodeAffinity": {
                     "requiredDuringSchedulingIgnoredDuringExecution": {
                         "nodeSelectorTerms": [
-                            {"matchExpressions": [{"key": "role", "operator": "NotIn", "values": ["control-plane"]}]}
+                            {
+                                "matchExpressions": [
+                                    {
+                                        "key": "role",
+                                        "operator": "NotIn",
+                                        "values": ["control-plane"],
+                                    }
+                                ]
+                            }
                         ]
                     }
                 }
@@ -184,21 +216,32 @@ def test_taints() -> None:
         ("node.kubernetes.io/unschedulable", "NoSchedule"),
         ("node.kubernetes.io/memory-pressure", "NoSchedule"),
     ):
-        assert node_should_run(ds, node("n", taints=[{"key": key, "effect": effect}])) == (True, True)
+        assert node_should_run(ds, node("n", taints=[{"key": key, "effect": effect}])) == (
+            True,
+            True,
+        )
     # An untolerated NoSchedule taint: no new pod, but one already there stays.
-    assert node_should_run(ds, node("n", taints=[{"key": "dedicated", "value": "db", "effect": "NoSchedule"}])) == (
+    assert node_should_run(
+        ds, node("n", taints=[{"key": "dedicated", "value": "db", "effect": "NoSchedule"}])
+    ) == (
         False,
         True,
     )
     # An untolerated NoExecute taint: the pod must go.
-    assert node_should_run(ds, node("n", taints=[{"key": "dedicated", "value": "db", "effect": "NoExecute"}])) == (
+    assert node_should_run(
+        ds, node("n", taints=[{"key": "dedicated", "value": "db", "effect": "NoExecute"}])
+    ) == (
         False,
         False,
     )
     tolerant = daemonset(pod_spec={"tolerations": [{"key": "dedicated", "operator": "Exists"}]})
-    assert node_should_run(tolerant, node("n", taints=[{"key": "dedicated", "effect": "NoExecute"}])) == (True, True)
+    assert node_should_run(
+        tolerant, node("n", taints=[{"key": "dedicated", "effect": "NoExecute"}])
+    ) == (True, True)
     # The network-unavailable taint is tolerated by host-network daemons only.
-    unavailable = node("n", taints=[{"key": "node.kubernetes.io/network-unavailable", "effect": "NoSchedule"}])
+    unavailable = node(
+        "n", taints=[{"key": "node.kubernetes.io/network-unavailable", "effect": "NoSchedule"}]
+    )
     assert not node_should_run(ds, unavailable)[0]
     assert node_should_run(daemonset(pod_spec={"hostNetwork": True}), unavailable)[0]
 
@@ -210,7 +253,9 @@ def test_daemon_pod_is_pinned_to_its_node() -> None:
     existing = {
         "nodeAffinity": {
             "requiredDuringSchedulingIgnoredDuringExecution": {
-                "nodeSelectorTerms": [{"matchExpressions": [{"key": "zone", "operator": "In", "values": ["a"]}]}]
+                "nodeSelectorTerms": [
+                    {"matchExpressions": [{"key": "zone", "operator": "In", "values": ["a"]}]}
+                ]
             },
             "preferredDuringSchedulingIgnoredDuringExecution": [{"weight": 1, "preference": {}}],
         }
@@ -220,7 +265,11 @@ def test_daemon_pod_is_pinned_to_its_node() -> None:
     meta = made["metadata"]
     assert meta["generateName"] == "agent-"
     assert meta["namespace"] == "kube-system"
-    assert meta["labels"] == {"app": "agent", "pod-template-generation": "2", "controller-revision-hash": "abc123"}
+    assert meta["labels"] == {
+        "app": "agent",
+        "pod-template-generation": "2",
+        "controller-revision-hash": "abc123",
+    }
     assert meta["ownerReferences"] == [
         {
             "apiVersion": "apps/v1",
@@ -233,9 +282,13 @@ def test_daemon_pod_is_pinned_to_its_node() -> None:
     ]
     node_affinity = made["spec"]["affinity"]["nodeAffinity"]
     assert node_affinity["requiredDuringSchedulingIgnoredDuringExecution"] == {
-        "nodeSelectorTerms": [{"matchFields": [{"key": "metadata.name", "operator": "In", "values": ["node-7"]}]}]
+        "nodeSelectorTerms": [
+            {"matchFields": [{"key": "metadata.name", "operator": "In", "values": ["node-7"]}]}
+        ]
     }
-    assert node_affinity["preferredDuringSchedulingIgnoredDuringExecution"] == [{"weight": 1, "preference": {}}]
+    assert node_affinity["preferredDuringSchedulingIgnoredDuringExecution"] == [
+        {"weight": 1, "preference": {}}
+    ]
     assert len(made["spec"]["tolerations"]) == 6
     assert target_node_name(made) == "node-7"
     # The set's own template is left alone.
@@ -254,7 +307,11 @@ def test_target_node_prefers_the_binding() -> None:
 
 def test_manage_creates_missing_and_removes_extra_pods() -> None:
     ds = daemonset(pod_spec={"nodeSelector": {"role": "worker"}})
-    nodes = [node("a", {"role": "worker"}), node("b", {"role": "worker"}), node("c", {"role": "db"})]
+    nodes = [
+        node("a", {"role": "worker"}),
+        node("b", {"role": "worker"}),
+        node("c", {"role": "db"}),
+    ]
     pods = [
         pod("agent-b-old", "b", created=900),
         pod("agent-b-new", "b", created=60),
@@ -284,7 +341,10 @@ def test_manage_reports_finished_pods() -> None:
 
 def test_surge_keeps_old_pod_until_new_one_is_available() -> None:
     ds = daemonset(rolling={"maxUnavailable": 0, "maxSurge": 1})
-    waiting = [pod("old", "a", hash_value="old", created=900), pod("new", "a", ready=False, created=10)]
+    waiting = [
+        pod("old", "a", hash_value="old", created=900),
+        pod("new", "a", ready=False, created=10),
+    ]
     assert plan_nodes(ds, [node("a")], pods_by_node(waiting), HASH, NOW).delete == []
     available = [pod("old", "a", hash_value="old", created=900), pod("new", "a", created=10)]
     assert plan_nodes(ds, [node("a")], pods_by_node(available), HASH, NOW).delete == ["old"]
@@ -301,7 +361,11 @@ def test_rolling_update_within_max_unavailable() -> None:
     assert (len(delete), create) == (1, [])
 
     # A replaced node whose new pod is not available yet uses up the budget...
-    in_progress = [pod("agent-a2", "a", ready=False), pod("agent-b", "b", hash_value="old"), pod("agent-c", "c", hash_value="old")]
+    in_progress = [
+        pod("agent-a2", "a", ready=False),
+        pod("agent-b", "b", hash_value="old"),
+        pod("agent-c", "c", hash_value="old"),
+    ]
     assert plan_rolling_update(ds, nodes, pods_by_node(in_progress), HASH, NOW) == ([], [])
     # ...but an old pod that is not available anyway is replaced regardless.
     broken = [pod("agent-a2", "a", ready=False), pod("agent-b", "b", hash_value="old", ready=False)]
@@ -309,9 +373,16 @@ def test_rolling_update_within_max_unavailable() -> None:
 
 
 def test_rolling_update_limits() -> None:
-    assert rolling_update_limits(daemonset(rolling={"maxUnavailable": "50%", "maxSurge": 0}), 5) == (0, 3)
-    assert rolling_update_limits(daemonset(rolling={"maxUnavailable": 0, "maxSurge": "10%"}), 5) == (1, 0)
-    assert rolling_update_limits(daemonset(rolling={"maxUnavailable": 0, "maxSurge": 0}), 5) == (0, 1)
+    assert rolling_update_limits(
+        daemonset(rolling={"maxUnavailable": "50%", "maxSurge": 0}), 5
+    ) == (0, 3)
+    assert rolling_update_limits(
+        daemonset(rolling={"maxUnavailable": 0, "maxSurge": "10%"}), 5
+    ) == (1, 0)
+    assert rolling_update_limits(daemonset(rolling={"maxUnavailable": 0, "maxSurge": 0}), 5) == (
+        0,
+        1,
+    )
 
 
 def test_rolling_update_with_surge_starts_new_pods_first() -> None:
@@ -320,7 +391,11 @@ def test_rolling_update_with_surge_starts_new_pods_first() -> None:
     old = [pod("agent-a", "a", hash_value="old"), pod("agent-b", "b", hash_value="old")]
     delete, create = plan_rolling_update(ds, nodes, pods_by_node(old), HASH, NOW)
     assert (delete, len(create)) == ([], 1)
-    surged = [pod("agent-a", "a", hash_value="old"), pod("agent-a2", "a"), pod("agent-b", "b", hash_value="old")]
+    surged = [
+        pod("agent-a", "a", hash_value="old"),
+        pod("agent-a2", "a"),
+        pod("agent-b", "b", hash_value="old"),
+    ]
     assert plan_rolling_update(ds, nodes, pods_by_node(surged), HASH, NOW) == (["agent-a"], ["b"])
 
 
@@ -358,7 +433,13 @@ def test_status_counters() -> None:
 
 def test_history_cleanup_keeps_the_limit_and_live_revisions() -> None:
     def revision(number: int) -> Object:
-        return {"metadata": {"name": f"agent-h{number}", "labels": {"controller-revision-hash": f"h{number}"}}, "revision": number}
+        return {
+            "metadata": {
+                "name": f"agent-h{number}",
+                "labels": {"controller-revision-hash": f"h{number}"},
+            },
+            "revision": number,
+        }
 
     old = [revision(n) for n in (4, 1, 3, 2)]
     doomed = plan_history_cleanup(old, live_hashes={"h1"}, history_limit=2)

@@ -41,7 +41,12 @@ def test_go_json_sorts_keys_and_escapes_html() -> None:
 def owner(image: str = "nginx") -> dict[str, object]:
     return {
         "metadata": {"name": "web", "namespace": "ns", "uid": "u1", "annotations": {"note": "x"}},
-        "spec": {"template": {"metadata": {"labels": {"app": "web"}}, "spec": {"containers": [{"name": "c", "image": image}]}}},
+        "spec": {
+            "template": {
+                "metadata": {"labels": {"app": "web"}},
+                "spec": {"containers": [{"name": "c", "image": image}]},
+            }
+        },
     }
 
 
@@ -56,7 +61,14 @@ def test_hashes_change_with_the_template_and_the_collision_count() -> None:
 
 
 def test_new_revision() -> None:
-    revision = new_revision(owner(), api_version="apps/v1", kind="StatefulSet", name="web-abc", hash_value="abc", revision=3)
+    revision = new_revision(
+        owner(),
+        api_version="apps/v1",
+        kind="StatefulSet",
+        name="web-abc",
+        hash_value="abc",
+        revision=3,
+    )
     assert revision["metadata"]["labels"] == {"app": "web", "controller-revision-hash": "abc"}
     assert revision["metadata"]["annotations"] == {"note": "x"}
     assert revision["metadata"]["ownerReferences"][0]["kind"] == "StatefulSet"

@@ -52,7 +52,9 @@ def job(**spec: Any) -> Object:
                 "spec": {
                     "restartPolicy": spec.get("restartPolicy", "Never"),
                     "initContainers": [{"name": "setup", "image": "busybox"}],
-                    "containers": [{"name": "pi", "image": "perl", "env": [{"name": "A", "value": "1"}]}],
+                    "containers": [
+                        {"name": "pi", "image": "perl", "env": [{"name": "A", "value": "1"}]}
+                    ],
                 },
             },
         },
@@ -83,8 +85,12 @@ def pod(
         meta["deletionTimestamp"] = stamp(0)
     status: dict[str, Any] = {"phase": phase}
     if finished is not None:
-        status["containerStatuses"] = [{"name": "pi", "state": {"terminated": {"finishedAt": stamp(finished)}}}]
-    status["conditions"] = [{"type": "Ready", "status": "True" if ready else "False", "lastTransitionTime": stamp(300)}]
+        status["containerStatuses"] = [
+            {"name": "pi", "state": {"terminated": {"finishedAt": stamp(finished)}}}
+        ]
+    status["conditions"] = [
+        {"type": "Ready", "status": "True" if ready else "False", "lastTransitionTime": stamp(300)}
+    ]
     return {"metadata": meta, "spec": {"nodeName": node}, "status": status}
 
 
@@ -103,14 +109,18 @@ def test_failure_backoff_doubles_up_to_the_cap() -> None:
 
 
 def test_remaining_backoff() -> None:
-    record = BackoffRecord(failures_after_last_success=2, last_failure_time=NOW - timedelta(seconds=5))
+    record = BackoffRecord(
+        failures_after_last_success=2, last_failure_time=NOW - timedelta(seconds=5)
+    )
     assert remaining_backoff(record, NOW) == 15.0
     assert remaining_backoff(record, NOW + timedelta(seconds=20)) == 0.0
     assert remaining_backoff(BackoffRecord(), NOW) == 0.0
 
 
 def test_backoff_record_counts_failures_since_the_last_success() -> None:
-    first = new_backoff_record(None, [], [pod("a", phase="Failed", finished=30), pod("b", phase="Failed", finished=10)])
+    first = new_backoff_record(
+        None, [], [pod("a", phase="Failed", finished=30), pod("b", phase="Failed", finished=10)]
+    )
     assert first == BackoffRecord(2, NOW - timedelta(seconds=10))
     assert new_backoff_record(first, [], []) == first
     # A success resets the count; failures after it start a new one.
@@ -120,7 +130,9 @@ def test_backoff_record_counts_failures_since_the_last_success() -> None:
         [pod("c", phase="Failed", finished=25), pod("d", phase="Failed", finished=5)],
     )
     assert after == BackoffRecord(1, NOW - timedelta(seconds=5))
-    assert new_backoff_record(first, [pod("ok", phase="Succeeded", finished=1)], []) == BackoffRecord()
+    assert (
+        new_backoff_record(first, [pod("ok", phase="Succeeded", finished=1)], []) == BackoffRecord()
+    )
 
 
 def test_completed_indexes() -> None:
@@ -133,14 +145,28 @@ def test_completed_indexes() -> None:
     assert first_pending_indexes([(0, 2)], [], 5, 4) == [3]
     indexed = job(completionMode="Indexed", completions=4)
     indexed["status"]["completedIndexes"] = "0"
-    previous, now = succeeded_indexes(indexed, [pod("a", phase="Succeeded", index=2), pod("b", index=3), pod("c", phase="Succeeded", index=9)])
+    previous, now = succeeded_indexes(
+        indexed,
+        [
+            pod("a", phase="Succeeded", index=2),
+            pod("b", index=3),
+            pod("c", phase="Succeeded", index=9),
+        ],
+    )
     assert (previous, now) == ([(0, 0)], [(0, 0), (2, 2)])
 
 
 def test_pods_removed_first() -> None:
     plain = job(completions=3)
-    pods = [pod("ready", ready=True, node="n"), pod("pending", phase="Pending", node="n"), pod("unscheduled")]
-    assert [p["metadata"]["name"] for p in active_pods_for_removal(plain, pods, 2)] == ["unscheduled", "pending"]
+    pods = [
+        pod("ready", ready=True, node="n"),
+        pod("pending", phase="Pending", node="n"),
+        pod("unscheduled"),
+    ]
+    assert [p["metadata"]["name"] for p in active_pods_for_removal(plain, pods, 2)] == [
+        "unscheduled",
+        "pending",
+    ]
     # Indexed: out-of-range, index-less and repeated indexes go regardless.
     indexed = job(completionMode="Indexed", completions=3)
     pods = [
@@ -169,7 +195,9 @@ def test_job_pods() -> None:
     assert indexed["spec"]["hostname"] == "pi-1"
     index_env = {
         "name": "JOB_COMPLETION_INDEX",
-        "valueFrom": {"fieldRef": {"fieldPath": "metadata.labels['batch.kubernetes.io/job-completion-index']"}},
+        "valueFrom": {
+            "fieldRef": {"fieldPath": "metadata.labels['batch.kubernetes.io/job-completion-index']"}
+        },
     }
     assert indexed["spec"]["containers"][0]["env"] == [{"name": "A", "value": "1"}, index_env]
     assert indexed["spec"]["initContainers"][0]["env"] == [index_env]
@@ -202,7 +230,9 @@ def test_conditions() -> None:
     conditions: list[dict[str, Any]] = []
     assert not ensure_condition(conditions, "Suspended", "False", "JobResumed", "Job resumed", NOW)
     assert ensure_condition(conditions, "Suspended", "True", "JobSuspended", "Job suspended", NOW)
-    assert not ensure_condition(conditions, "Suspended", "True", "JobSuspended", "Job suspended", NOW)
+    assert not ensure_condition(
+        conditions, "Suspended", "True", "JobSuspended", "Job suspended", NOW
+    )
     assert ensure_condition(conditions, "Suspended", "False", "JobResumed", "Job resumed", NOW)
     assert conditions == [
         {
@@ -217,9 +247,16 @@ def test_conditions() -> None:
 
 
 def test_uncounted_pods_move_to_the_counters_once_their_finalizer_is_gone() -> None:
-    status: dict[str, Any] = {"succeeded": 1, "uncountedTerminatedPods": {"succeeded": ["a", "b"], "failed": ["c"]}}
+    status: dict[str, Any] = {
+        "succeeded": 1,
+        "uncountedTerminatedPods": {"succeeded": ["a", "b"], "failed": ["c"]},
+    }
     assert count_removed_finalizers(status, with_finalizer={"b"})
-    assert status == {"succeeded": 2, "failed": 1, "uncountedTerminatedPods": {"succeeded": ["b"], "failed": []}}
+    assert status == {
+        "succeeded": 2,
+        "failed": 1,
+        "uncountedTerminatedPods": {"succeeded": ["b"], "failed": []},
+    }
     assert not count_removed_finalizers(status, with_finalizer={"b"})
     assert clean_status({**status, "active": 0, "ready": 0}) == {
         "succeeded": 2,
@@ -231,7 +268,9 @@ def test_uncounted_pods_move_to_the_counters_once_their_finalizer_is_gone() -> N
 
 def test_ttl_after_finished() -> None:
     finished = job(ttlSecondsAfterFinished=100)
-    finished["status"]["conditions"] = [{"type": "Complete", "status": "True", "lastTransitionTime": stamp(60)}]
+    finished["status"]["conditions"] = [
+        {"type": "Complete", "status": "True", "lastTransitionTime": stamp(60)}
+    ]
     assert seconds_left(finished, NOW) == 40.0
     finished["spec"]["ttlSecondsAfterFinished"] = 0
     assert seconds_left(finished, NOW) == -60.0

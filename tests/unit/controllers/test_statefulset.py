@@ -25,7 +25,11 @@ OLD, NEW = "web-old", "web-new"
 
 
 def statefulset(
-    replicas: int = 3, *, policy: str = "OrderedReady", partition: int | None = 0, strategy: str = "RollingUpdate"
+    replicas: int = 3,
+    *,
+    policy: str = "OrderedReady",
+    partition: int | None = 0,
+    strategy: str = "RollingUpdate",
 ) -> Object:
     update: dict[str, Any] = {"type": strategy}
     if partition is not None and strategy == "RollingUpdate":
@@ -41,17 +45,31 @@ def statefulset(
             "selector": {"matchLabels": {"app": "web"}},
             "template": {
                 "metadata": {"labels": {"app": "web"}},
-                "spec": {"containers": [{"name": "web", "image": "nginx"}], "volumes": [{"name": "config", "emptyDir": {}}]},
+                "spec": {
+                    "containers": [{"name": "web", "image": "nginx"}],
+                    "volumes": [{"name": "config", "emptyDir": {}}],
+                },
             },
             "volumeClaimTemplates": [
-                {"metadata": {"name": "data", "labels": {"tier": "db"}}, "spec": {"resources": {}}, "status": {"phase": "Pending"}}
+                {
+                    "metadata": {"name": "data", "labels": {"tier": "db"}},
+                    "spec": {"resources": {}},
+                    "status": {"phase": "Pending"},
+                }
             ],
             "updateStrategy": update,
         },
     }
 
 
-def pod(ordinal: int, *, phase: str = "Running", ready: bool = True, revision: str = NEW, deleting: bool = False) -> Object:
+def pod(
+    ordinal: int,
+    *,
+    phase: str = "Running",
+    ready: bool = True,
+    revision: str = NEW,
+    deleting: bool = False,
+) -> Object:
     made = new_pod(statefulset(), ordinal, revision)
     made["metadata"]["uid"] = f"uid-{ordinal}"
     if deleting:
@@ -59,12 +77,16 @@ def pod(ordinal: int, *, phase: str = "Running", ready: bool = True, revision: s
     stamp = (NOW - timedelta(minutes=5)).strftime("%Y-%m-%dT%H:%M:%SZ")
     made["status"] = {
         "phase": phase,
-        "conditions": [{"type": "Ready", "status": "True" if ready else "False", "lastTransitionTime": stamp}],
+        "conditions": [
+            {"type": "Ready", "status": "True" if ready else "False", "lastTransitionTime": stamp}
+        ],
     }
     return made
 
 
-def plan(sts: Object, pods: list[Object], claims: dict[str, Object] | None = None) -> StatefulSetPlan:
+def plan(
+    sts: Object, pods: list[Object], claims: dict[str, Object] | None = None
+) -> StatefulSetPlan:
     return plan_stateful_set(
         sts,
         pods,
@@ -123,7 +145,9 @@ def test_parallel_creates_all_at_once() -> None:
 
 
 def test_pending_pod_gets_its_missing_claims() -> None:
-    assert steps(plan(statefulset(1), [pod(0, phase="Pending", ready=False)])) == [[("ensure_claims", "web-0")]]
+    assert steps(plan(statefulset(1), [pod(0, phase="Pending", ready=False)])) == [
+        [("ensure_claims", "web-0")]
+    ]
 
 
 def test_finished_pods_are_recreated() -> None:
@@ -145,13 +169,22 @@ def test_scale_down_in_reverse_order() -> None:
     assert steps(plan(sts, [pod(0), pod(1, ready=False), pod(2, ready=False)])) == []
     assert steps(plan(sts, [pod(0), pod(1), pod(2, ready=False)])) == [[("delete", "web-2")]]
     parallel = statefulset(1, policy="Parallel")
-    assert steps(plan(parallel, pods)) == [[("delete", "web-3"), ("delete", "web-2"), ("delete", "web-1")]]
+    assert steps(plan(parallel, pods)) == [
+        [("delete", "web-3"), ("delete", "web-2"), ("delete", "web-1")]
+    ]
 
 
 def test_rolling_update_highest_ordinal_first_down_to_the_partition() -> None:
     def update_plan(sts: Object, pods: list[Object]) -> StatefulSetPlan:
         return plan_stateful_set(
-            sts, pods, current_set=sts, update_set=sts, current_revision=OLD, update_revision=NEW, claims={}, now=NOW
+            sts,
+            pods,
+            current_set=sts,
+            update_set=sts,
+            current_revision=OLD,
+            update_revision=NEW,
+            claims={},
+            now=NOW,
         )
 
     sts = statefulset(3, partition=0)
@@ -199,8 +232,13 @@ def test_status_and_completed_rollout() -> None:
         "updatedReplicas": 2,
     }
     status: dict[str, Any] = {
-        "replicas": 3, "readyReplicas": 3, "updatedReplicas": 3, "currentReplicas": 0,
-        "currentRevision": OLD, "updateRevision": NEW, "availableReplicas": 3,
+        "replicas": 3,
+        "readyReplicas": 3,
+        "updatedReplicas": 3,
+        "currentReplicas": 0,
+        "currentRevision": OLD,
+        "updateRevision": NEW,
+        "availableReplicas": 3,
     }
     complete_rolling_update(statefulset(3), status)
     assert (status["currentReplicas"], status["currentRevision"]) == (3, NEW)
@@ -211,10 +249,15 @@ def test_status_and_completed_rollout() -> None:
 def test_claim_owners_follow_the_retention_policy() -> None:
     sts = statefulset(2)
     kept, condemned = pod(1), pod(5)
-    claim: Object = {"metadata": {"name": "data-web-5", "ownerReferences": [{"uid": "other", "kind": "Thing"}]}}
+    claim: Object = {
+        "metadata": {"name": "data-web-5", "ownerReferences": [{"uid": "other", "kind": "Thing"}]}
+    }
 
     def owners(when_deleted: str, when_scaled: str, of: Object) -> list[str]:
-        sts["spec"]["persistentVolumeClaimRetentionPolicy"] = {"whenDeleted": when_deleted, "whenScaled": when_scaled}
+        sts["spec"]["persistentVolumeClaimRetentionPolicy"] = {
+            "whenDeleted": when_deleted,
+            "whenScaled": when_scaled,
+        }
         return [r["uid"] for r in claim_owner_references(claim, sts, of)]
 
     assert owners("Retain", "Retain", kept) == ["other"]
@@ -229,5 +272,7 @@ def test_history_truncation_spares_live_revisions() -> None:
     sts = statefulset()
     sts["spec"]["revisionHistoryLimit"] = 1
     revisions = [{"metadata": {"name": f"web-{n}"}, "revision": n} for n in range(1, 6)]
-    doomed = plan_history_truncation(sts, revisions, [pod(0, revision="web-2")], current="web-4", update="web-5")
+    doomed = plan_history_truncation(
+        sts, revisions, [pod(0, revision="web-2")], current="web-4", update="web-5"
+    )
     assert [r["metadata"]["name"] for r in doomed] == ["web-1"]

@@ -148,6 +148,9 @@ class SimulatedNodes:
         self._in_flight: set[str] = set()
         self._background: set[asyncio.Task[None]] = set()
         self._heartbeat_slots = asyncio.Semaphore(max(1, self.config.concurrency // 2))
+        self._heartbeats_waiting = 0
+        self._heartbeats_on_time = asyncio.Event()
+        self._heartbeats_on_time.set()
 
     # -- life cycle -------------------------------------------------------------------------
 
@@ -173,7 +176,10 @@ class SimulatedNodes:
             tasks.append(asyncio.create_task(self._watch_paused_file(), name="simulate-paused"))
             tasks.append(asyncio.create_task(self._log_stats(), name="simulate-stats"))
             tasks += [
-                asyncio.create_task(self._pod_worker(), name=f"simulate-pod-worker-{i}")
+                asyncio.create_task(
+                    self._pod_worker(always_runs=i < max(1, self.config.concurrency // 4)),
+                    name=f"simulate-pod-worker-{i}",
+                )
                 for i in range(self.config.concurrency)
             ]
             await asyncio.gather(*tasks)
@@ -279,8 +285,13 @@ class SimulatedNodes:
         self._wake.set()
 
     async def _heartbeat(self, name: str) -> None:
+        waiting = True
+        self._heartbeats_waiting += 1
+        self._heartbeats_on_time.clear()
         try:
             async with self._heartbeat_slots:
+                waiting = False
+                self._heartbeat_started()
                 if name in self.paused:
                     return
                 node = self.nodes.get(name)
@@ -310,7 +321,14 @@ class SimulatedNodes:
             self.stats["heartbeat-failed"] += 1
             log.debug("heartbeat of node %s failed: %s", name, exc)
         finally:
+            if waiting:
+                self._heartbeat_started()
             self._in_flight.discard(name)
+
+    def _heartbeat_started(self) -> None:
+        self._heartbeats_waiting -= 1
+        if self._heartbeats_waiting == 0:
+            self._heartbeats_on_time.set()
 
     async def _renew_lease(self, name: str, node_uid: str) -> None:
         duration = self.config.lease_duration_seconds
@@ -445,8 +463,16 @@ class SimulatedNodes:
         self._allocation_of[key] = allocator
         return ip
 
-    async def _pod_worker(self) -> None:
-        while (key := await self.queue.get()) is not None:
+    async def _pod_worker(self, *, always_runs: bool) -> None:
+        """Work pods off the queue. Heartbeats come first: while some wait for a request
+        slot, only the workers that always run go on, so that a busy server delays pod
+        updates rather than lease renewals (which would make nodes look dead)."""
+        while True:
+            if not always_runs:
+                await self._heartbeats_on_time.wait()
+            key = await self.queue.get()
+            if key is None:
+                return
             try:
                 await self.sync_pod(key)
                 self.queue.forget(key)

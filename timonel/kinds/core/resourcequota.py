@@ -86,10 +86,9 @@ class ResourceQuotaStrategy(Strategy):
         return errors
 
     def validate_status_update(self, new: Object, old: Object) -> list[FieldError]:
-        errors: list[FieldError] = []
-        if not as_dict(new.get("metadata")).get("resourceVersion"):
-            errors.append(required("resourceVersion"))
-        return errors + _validate_quota_lists(as_dict(new.get("status")), "status")
+        # kube also requires a resourceVersion here; the update handler has already
+        # settled which version is replaced (and dropped it from `new`) by now.
+        return _validate_quota_lists(as_dict(new.get("status")), "status")
 
     def table_row(self, obj: Object) -> list[Any]:
         meta = as_dict(obj.get("metadata"))

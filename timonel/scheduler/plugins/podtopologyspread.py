@@ -15,6 +15,7 @@ group whose per-node and per-domain counts the cache keeps current.
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
@@ -85,6 +86,30 @@ _SPREAD_CONTROLLERS: Final = {
     "v1": ("ReplicationController",),
     "apps/v1": ("ReplicaSet", "StatefulSet"),
 }
+
+
+def _hostname_counts(groups: Sequence[PodGroup], names: Sequence[str]) -> list[int]:
+    """Matching pods on each named node."""
+    if not groups:
+        return [0] * len(names)
+    counts = list(map(groups[0].node_counts.get, names, itertools.repeat(0)))
+    for group in groups[1:]:
+        on_node = group.node_counts
+        counts = [c + on_node.get(name, 0) for c, name in zip(counts, names, strict=True)]
+    return counts
+
+
+def _domains_among(nodes: Sequence[NodeInfo], key: str, snapshot: Snapshot) -> set[str]:
+    """The values of `key` among `nodes` ("" for nodes without it, which kube-scheduler
+    puts in one domain), stopping once every value in the cluster has been seen."""
+    everywhere = snapshot.on_every_node(key)
+    possible = len(snapshot.topology_domains(key)) + (0 if everywhere else 1)
+    seen: set[str] = set()
+    for node in nodes:
+        seen.add(node.labels.get(key, ""))
+        if len(seen) == possible:
+            break
+    return seen
 
 
 def _matching_count(groups: Sequence[PodGroup], node_name: str) -> int:
@@ -269,8 +294,7 @@ class PodTopologySpread:
             if key == LABEL_HOSTNAME:
                 size = len(scored)
             else:
-                # Nodes without the key share the "" domain, as kube-scheduler's do.
-                domains = dict.fromkeys({n.labels.get(key, "") for n in scored}, 0)
+                domains = dict.fromkeys(_domains_among(scored, key, snapshot), 0)
                 size = len(domains)
             soft.append(_Soft(constraint, groups, domains, math.log(size + 2)))
         _count_domains(pod, soft, snapshot, constraints, require_all)
@@ -279,29 +303,47 @@ class PodTopologySpread:
 
     def score(self, state: CycleState, pod: PodInfo, nodes: Sequence[NodeInfo]) -> list[int]:
         prepared = state.read(_PRE_SCORE_KEY, _PreScoreState)
-        totals = [0.0] * len(nodes)
+        snapshot = state.snapshot
+        # Each node scores sum(count * weight + maxSkew - 1) over the constraints whose key
+        # it carries. Constraints whose key every node carries contribute a weighted count
+        # vector and a constant; the others a per-node vector of their own.
+        constant = 0.0
+        weighted: list[tuple[list[int], float]] = []
+        masked: list[list[float]] = []
+        names: list[str] | None = None
         for entry in prepared.soft:
             key = entry.constraint.topology_key
             weight = entry.weight
             skew = entry.constraint.max_skew - 1
-            values = [n.labels.get(key) for n in nodes]
+            everywhere = snapshot.on_every_node(key)
             if key == LABEL_HOSTNAME:
-                names = [n.name for n in nodes]
-                counts = [0] * len(nodes)
-                for group in entry.groups:
-                    on_node = group.node_counts
-                    counts = [
-                        c + on_node.get(name, 0) for c, name in zip(counts, names, strict=True)
-                    ]
+                if names is None:
+                    names = [n.name for n in nodes]
+                counts = _hostname_counts(entry.groups, names)
+            elif everywhere:
+                # Every scored node's value is one of the domains counted in PreScore.
+                counts = list(map(entry.domain_counts.__getitem__, [n.labels[key] for n in nodes]))
             else:
                 in_domain = entry.domain_counts
-                counts = [in_domain.get(v, 0) if v is not None else 0 for v in values]
-            totals = [
-                t + c * weight + skew if v is not None else t
-                for t, c, v in zip(totals, counts, values, strict=True)
-            ]
-        # math.Round for the non-negative totals here.
-        scores = [int(t + 0.5) for t in totals]
+                counts = [in_domain.get(n.labels.get(key, ""), 0) for n in nodes]
+            if everywhere:
+                constant += skew
+                weighted.append((counts, weight))
+            else:
+                present = [key in n.labels for n in nodes]
+                masked.append(
+                    [c * weight + skew if p else 0.0 for c, p in zip(counts, present, strict=True)]
+                )
+        constant += 0.5  # math.Round, for the non-negative totals here
+        if len(weighted) == 2 and not masked:
+            (first, w1), (second, w2) = weighted
+            scores = [int(a * w1 + b * w2 + constant) for a, b in zip(first, second, strict=True)]
+        elif len(weighted) == 1 and not masked:
+            (first, w1) = weighted[0]
+            scores = [int(a * w1 + constant) for a in first]
+        else:
+            columns = [[c * w for c in counts] for counts, w in weighted] + masked
+            scores = [int(sum(column) + constant) for column in zip(*columns, strict=True)]
         if prepared.ignored:
             ignored = prepared.ignored
             scores = [0 if n.name in ignored else s for n, s in zip(nodes, scores, strict=True)]
@@ -323,8 +365,8 @@ class PodTopologySpread:
         if highest == 0:
             normalized = [MAX_NODE_SCORE] * len(scores)
         else:
-            total = highest + lowest
-            normalized = [MAX_NODE_SCORE * (total - s) // highest for s in scores]
+            total, top = highest + lowest, MAX_NODE_SCORE
+            normalized = [top * (total - s) // highest for s in scores]
         if ignored:
             normalized = [
                 0 if n.name in ignored else s for n, s in zip(nodes, normalized, strict=True)
