@@ -166,8 +166,10 @@ def matrix_rows(matrix: dict[str, dict[int, dict[str, Any]]]) -> list[list[str]]
                     f"{s['p99_ms']:.2f}",
                     f"{s['max_ms']:.1f}",
                     f"{s['throughput_per_s']:.0f}",
+                    f"{s['server_cpu_us_per_request']:.0f}",
                     f"{s['server_cpu_cores']:.2f}",
                     f"{s['client_cpu_cores']:.2f}",
+                    f"{s['other_cpu_cores']:.2f}",
                     str(s["errors"]),
                 ]
             )
@@ -181,8 +183,10 @@ MATRIX_HEADER = [
     "p99 ms",
     "max ms",
     "req/s",
+    "server CPU us/req",
     "server cores",
     "client cores",
+    "other cores",
     "errors",
 ]
 
@@ -281,6 +285,15 @@ def main() -> None:
             for verb in ("get", "list", "create", "patch")
             for clients in (1, 50)
         ),
+        *(
+            Figure(
+                f"{verb}_server_cpu_us",
+                f"server CPU per {verb.upper()}, 10 clients",
+                matrix[verb][10]["server_cpu_us_per_request"],
+                "us",
+            )
+            for verb in ("get", "list", "create", "patch")
+        ),
         Figure(
             "rss_after_requests_mb",
             "RSS after the request workloads, idle",
@@ -291,7 +304,8 @@ def main() -> None:
     ]
 
     harness.print_table(
-        f"closed loop ({duration:.0f} s per case; cores = CPU time / wall time)",
+        f"closed loop ({duration:.0f} s per case; cores = CPU time / wall time; "
+        "other = the rest of the machine)",
         matrix_rows(matrix),
         MATRIX_HEADER,
     )

@@ -140,8 +140,7 @@ class ServerProcess:
 
     def cpu_seconds(self) -> float:
         """User plus system CPU time the server has used, all threads."""
-        fields = Path(f"/proc/{self.pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+        return pid_cpu_seconds(self.pid)
 
     def stop(self) -> None:
         if self.process.poll() is None:
@@ -151,6 +150,12 @@ class ServerProcess:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait(5)
+
+
+def pid_cpu_seconds(pid: int) -> float:
+    """User plus system CPU time of a running process, all threads."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
 
 
 def spawn_server(
@@ -384,8 +389,7 @@ class LoadResult:
     latencies: list[float]
     errors: int
     elapsed: float
-    server_cpu: float  # server CPU seconds used during the measured window
-    client_cpu: float  # this process's CPU seconds during the measured window
+    cpu: CpuWindow
     first_error: str = ""
     start_lag_p99_ms: float = math.nan  # open loop: how late requests left, p99
 
@@ -397,15 +401,94 @@ class LoadResult:
             "errors": self.errors,
             "first_error": self.first_error,
             "elapsed_s": self.elapsed,
-            # Fraction of one core: above 1.0 the server used its storage thread as well.
-            "server_cpu_cores": self.server_cpu / self.elapsed if self.elapsed else math.nan,
-            "client_cpu_cores": self.client_cpu / self.elapsed if self.elapsed else math.nan,
+            **self.cpu.cores(),
+            # Robust to a busy machine, unlike latency: what one request costs the server.
+            "server_cpu_us_per_request": self.cpu.server_cpu / len(self.latencies) * 1e6
+            if self.latencies
+            else math.nan,
         }
 
 
 def process_cpu_seconds() -> float:
+    """CPU time of this process and of its children that have ended."""
     times = os.times()
     return times.user + times.system
+
+
+def machine_busy_seconds() -> float:
+    """CPU seconds every core of the machine spent busy (not idle, not waiting on I/O)."""
+    fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    idle = fields[3] + fields[4]
+    busy = sum(fields[:8]) - idle  # user nice system idle iowait irq softirq steal
+    return busy / CLOCK_TICKS
+
+
+def load_average() -> float:
+    return os.getloadavg()[0]
+
+
+def busy_cores(over: float = 2.0) -> float:
+    """How many cores the machine keeps busy right now, measured over `over` seconds."""
+    before = machine_busy_seconds()
+    time.sleep(over)
+    return (machine_busy_seconds() - before) / over
+
+
+def wait_for_quiet(max_wait: float, *, threshold: float = 0.25) -> float:
+    """Wait (up to `max_wait` seconds) until other work uses under `threshold` cores;
+    returns the last reading. Other sessions share this machine, so figures taken while
+    they run are noise."""
+    deadline = time.monotonic() + max_wait
+    reading = busy_cores()
+    while reading >= threshold and time.monotonic() < deadline:
+        print(f"  machine busy ({reading:.2f} cores in use by others); waiting", flush=True)
+        time.sleep(5)
+        reading = busy_cores()
+    return reading
+
+
+@dataclass
+class CpuWindow:
+    """CPU used by the server, by this process and by everything else over a window:
+    the last one tells how noisy the machine was."""
+
+    server: ServerProcess
+    client_pids: tuple[int, ...] = ()  # more load-generating processes, counted as client
+    wall: float = 0.0
+    server_cpu: float = 0.0
+    client_cpu: float = 0.0
+    machine_cpu: float = 0.0
+
+    def _client_seconds(self) -> float:
+        return process_cpu_seconds() + sum(pid_cpu_seconds(pid) for pid in self.client_pids)
+
+    def __enter__(self) -> CpuWindow:
+        self._start = (
+            time.monotonic(),
+            self.server.cpu_seconds(),
+            self._client_seconds(),
+            machine_busy_seconds(),
+        )
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        wall, server, client, machine = self._start
+        self.wall = time.monotonic() - wall
+        self.server_cpu = self.server.cpu_seconds() - server
+        self.client_cpu = self._client_seconds() - client
+        self.machine_cpu = machine_busy_seconds() - machine
+
+    def cores(self) -> dict[str, float]:
+        if self.wall <= 0:
+            return {"server_cpu_cores": math.nan, "client_cpu_cores": math.nan}
+        return {
+            # Above 1.0 the server used its storage thread as well.
+            "server_cpu_cores": self.server_cpu / self.wall,
+            "client_cpu_cores": self.client_cpu / self.wall,
+            # Other processes on the machine: noise in every figure measured meanwhile.
+            "other_cpu_cores": max(0.0, self.machine_cpu - self.server_cpu - self.client_cpu)
+            / self.wall,
+        }
 
 
 async def closed_loop(
@@ -415,6 +498,7 @@ async def closed_loop(
     concurrency: int,
     duration: float,
     warmup: float,
+    client_pids: tuple[int, ...] = (),
 ) -> LoadResult:
     """`concurrency` workers, each sending its next request as soon as the last answers;
     only requests started inside the measured window (after the warm-up) count."""
@@ -445,17 +529,9 @@ async def closed_loop(
     await asyncio.sleep(0)
     tasks = [asyncio.create_task(worker(i)) for i in range(concurrency)]
     await asyncio.sleep(max(0.0, measure_from - loop.time()))
-    server_cpu0, client_cpu0, wall0 = server.cpu_seconds(), process_cpu_seconds(), loop.time()
-    await asyncio.gather(*tasks)
-    elapsed = loop.time() - wall0
-    return LoadResult(
-        latencies,
-        errors,
-        elapsed,
-        server.cpu_seconds() - server_cpu0,
-        process_cpu_seconds() - client_cpu0,
-        first_error,
-    )
+    with CpuWindow(server, client_pids) as cpu:
+        await asyncio.gather(*tasks)
+    return LoadResult(latencies, errors, cpu.wall, cpu, first_error)
 
 
 async def open_loop(
@@ -464,6 +540,7 @@ async def open_loop(
     *,
     rate: float,
     count: int,
+    client_pids: tuple[int, ...] = (),
 ) -> LoadResult:
     """Requests started at a fixed rate whatever the answers do (no coordinated
     omission): latency runs from each request's scheduled start, so a stall shows up in
@@ -488,27 +565,19 @@ async def open_loop(
         else:
             latencies.append(loop.time() - scheduled)
 
-    server_cpu0, client_cpu0 = server.cpu_seconds(), process_cpu_seconds()
     tasks = []
-    for index in range(count):
-        scheduled = start + index * interval
-        delay = scheduled - loop.time() - 0.002
-        if delay > 0:
-            await asyncio.sleep(delay)
-        while loop.time() < scheduled:
-            await asyncio.sleep(0)
-        tasks.append(asyncio.create_task(one(index, scheduled)))
-        await asyncio.sleep(0)  # let it send before the next wait
-    await asyncio.gather(*tasks)
-    elapsed = loop.time() - start
-    result = LoadResult(
-        latencies,
-        errors,
-        elapsed,
-        server.cpu_seconds() - server_cpu0,
-        process_cpu_seconds() - client_cpu0,
-        first_error,
-    )
+    with CpuWindow(server, client_pids) as cpu:
+        for index in range(count):
+            scheduled = start + index * interval
+            delay = scheduled - loop.time() - 0.002
+            if delay > 0:
+                await asyncio.sleep(delay)
+            while loop.time() < scheduled:
+                await asyncio.sleep(0)
+            tasks.append(asyncio.create_task(one(index, scheduled)))
+            await asyncio.sleep(0)  # let it send before the next wait
+        await asyncio.gather(*tasks)
+    result = LoadResult(latencies, errors, cpu.wall, cpu, first_error)
     result.start_lag_p99_ms = percentile(lags, 99) * 1000
     return result
 
@@ -600,19 +669,48 @@ def machine_facts() -> dict[str, Any]:
     }
 
 
+# Above these the machine was doing enough else to move the figures.
+NOISY_OTHER_CORES = 0.3
+NOISY_LOAD = 1.5
+
+
+def max_other_cores(details: Any) -> float:
+    """The most CPU other processes used during any measured case in `details`."""
+    if isinstance(details, dict):
+        own = details.get("other_cpu_cores")
+        found = own if isinstance(own, float) and math.isfinite(own) else 0.0
+        return max([found, *(max_other_cores(v) for v in details.values())])
+    if isinstance(details, list):
+        return max([0.0, *(max_other_cores(v) for v in details)])
+    return 0.0
+
+
 @dataclass
 class Results:
     name: str
     config: dict[str, Any]
     figures: list[Figure] = field(default_factory=list)
     details: dict[str, Any] = field(default_factory=dict)
+    load_average_at_start: float = field(default_factory=load_average)
 
     def write(self, out: Path) -> None:
         out.parent.mkdir(parents=True, exist_ok=True)
+        busiest = max_other_cores(self.details)
+        if busiest > NOISY_OTHER_CORES or self.load_average_at_start > NOISY_LOAD:
+            print(
+                f"\nnote: the machine was busy with other work (load average "
+                f"{self.load_average_at_start:.1f} at start, other processes up to "
+                f"{busiest:.2f} cores during a case): these figures are noisy"
+            )
         document = {
             "benchmark": self.name,
             "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-            "machine": machine_facts(),
+            "machine": {
+                **machine_facts(),
+                "load_average_at_start": self.load_average_at_start,
+                "load_average_at_end": load_average(),
+                "max_other_cpu_cores": busiest,
+            },
             "config": self.config,
             "figures": [
                 {
@@ -627,20 +725,20 @@ class Results:
             ],
             "details": self.details,
         }
-        out.write_text(json.dumps(_clean(document), indent=2, allow_nan=False) + "\n")
+        out.write_text(json.dumps(clean_json(document), indent=2, allow_nan=False) + "\n")
         print(f"\nresults: {out}")
 
 
-def _clean(value: Any) -> Any:
+def clean_json(value: Any) -> Any:
     """Strict JSON: NaN becomes null, paths become strings."""
     if isinstance(value, float) and not math.isfinite(value):
         return None
     if isinstance(value, Path):
         return str(value)
     if isinstance(value, dict):
-        return {str(k): _clean(v) for k, v in value.items()}
+        return {str(k): clean_json(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
-        return [_clean(v) for v in value]
+        return [clean_json(v) for v in value]
     return value
 
 

@@ -126,19 +126,35 @@ class Creates:
 
 
 async def write_phases(
-    server: ServerProcess, creates: Creates, tag: str, *, seconds: float, burst: float
+    server: ServerProcess,
+    creates: Creates,
+    tag: str,
+    *,
+    seconds: float,
+    burst: float,
+    watcher_pid: int | None = None,
 ) -> dict[str, dict[str, Any]]:
+    client_pids = (watcher_pid,) if watcher_pid else ()
     phases: dict[str, dict[str, Any]] = {}
     for rate in RATES:
         prefix = f"{tag}-r{rate:.0f}"
         result = await harness.open_loop(
-            server, creates.operation(prefix), rate=rate, count=int(rate * seconds)
+            server,
+            creates.operation(prefix),
+            rate=rate,
+            count=int(rate * seconds),
+            client_pids=client_pids,
         )
         phases[f"open {rate:.0f}/s"] = {"prefix": prefix, "rate": rate, **result.summary()}
         await asyncio.sleep(0.5)
     prefix = f"{tag}-burst"
     result = await harness.closed_loop(
-        server, creates.operation(prefix), concurrency=10, duration=burst, warmup=0.2
+        server,
+        creates.operation(prefix),
+        concurrency=10,
+        duration=burst,
+        warmup=0.2,
+        client_pids=client_pids,
     )
     phases["closed 10 clients"] = {"prefix": prefix, **result.summary()}
     return phases
@@ -208,12 +224,17 @@ async def measure(server: ServerProcess, args: argparse.Namespace) -> dict[str, 
                 raise RuntimeError(f"watcher process did not start: {ready!r}")
             rss_watched = server.rss_mb()
             with_watchers = await write_phases(
-                server, creates, "watched", seconds=args.seconds, burst=args.burst
+                server,
+                creates,
+                "watched",
+                seconds=args.seconds,
+                burst=args.burst,
+                watcher_pid=watcher.pid,
             )
             await asyncio.sleep(2)  # let the last events arrive
             watcher.stdin.write(b"stop\n")
             await watcher.stdin.drain()
-            report = json.loads(await asyncio.wait_for(watcher.stdout.readline(), 120))
+            report = json.loads(await asyncio.wait_for(watcher.stdout.read(), 120))
         finally:
             if watcher.returncode is None:
                 watcher.kill()
@@ -279,6 +300,9 @@ def main() -> None:
                 f"{spread['last_watcher']['p99_ms']:.2f}",
                 f"{spread['last_watcher']['max_ms']:.1f}",
                 str(spread["missing_deliveries"]),
+                f"{measured['server_cpu_cores']:.2f}",
+                f"{measured['client_cpu_cores']:.2f}",
+                f"{max(base[phase]['other_cpu_cores'], measured['other_cpu_cores']):.2f}",
             ]
         )
     harness.print_table(
@@ -297,6 +321,9 @@ def main() -> None:
             "p99 ms",
             "max ms",
             "missing",
+            "server cores",
+            "client cores",
+            "other cores",
         ],
     )
     if found["streams_ended"]:
@@ -347,6 +374,18 @@ def main() -> None:
             "CREATE throughput, 10 clients, no watchers",
             base["closed 10 clients"]["throughput_per_s"],
             "req/s",
+        ),
+        Figure(
+            "server_cpu_per_create_watched_us",
+            f"server CPU per create at {RATES[1]:.0f}/s, {args.watchers} watchers",
+            watched[high]["server_cpu_us_per_request"],
+            "us",
+        ),
+        Figure(
+            "server_cpu_per_create_unwatched_us",
+            f"server CPU per create at {RATES[1]:.0f}/s, no watchers",
+            base[high]["server_cpu_us_per_request"],
+            "us",
         ),
         Figure(
             "missing_deliveries",

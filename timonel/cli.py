@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import logging
 import os
+import socket
 import sys
 from pathlib import Path
 
@@ -64,7 +65,15 @@ def _agent_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         help="this node's name; with --simulate, the prefix of the nodes' names (default sim)",
     )
     parser.add_argument(
-        "--container-runtime-endpoint", default="unix:///run/containerd/containerd.sock"
+        "--container-runtime-endpoint",
+        default="",
+        help="an existing CRI runtime (unix:///path.sock); by default the agent runs its own containerd",
+    )
+    parser.add_argument(
+        "--private-registry",
+        type=Path,
+        default=Path("/etc/timonel/registries.yaml"),
+        help="registry mirrors, plain-HTTP registries and credentials (k3s registries.yaml format)",
     )
     parser.add_argument(
         "--simulate",
@@ -103,14 +112,29 @@ def _agent_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     parser.add_argument("--log-level", default="INFO")
 
 
+def _run_node_agent(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
+    if not args.server or not args.token:
+        parser.error("agent: --server and --token are required")
+    from timonel.agent.join import UntrustedServer
+    from timonel.agent.kubelet.agent import AgentOptions, run_agent
+
+    options = AgentOptions(
+        node_name=args.node_name or socket.gethostname().lower(),
+        data_dir=args.data_dir,
+        container_runtime_endpoint=args.container_runtime_endpoint,
+        private_registry=args.private_registry,
+    )
+    try:
+        asyncio.run(run_agent(args.server, args.token.strip(), options))
+    except UntrustedServer as exc:
+        print(f"timonel agent: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
 def _run_agent(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
     if args.simulate is None:
-        print(
-            "timonel agent: the real node agent is not available in this build yet; "
-            "use --simulate N for simulated nodes",
-            file=sys.stderr,
-        )
-        return 2
+        return _run_node_agent(parser, args)
     if args.simulate < 1:
         parser.error("--simulate: N must be at least 1")
     if not args.server or not args.token:

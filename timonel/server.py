@@ -13,6 +13,7 @@ import logging
 import os
 import secrets
 import signal
+import socket
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -84,6 +85,7 @@ class ControlPlane:
         self.storage: Storage | None = None
         self.kubeconfig_path = options.data_dir / "kubeconfig.yaml"
         self._components: list[asyncio.Task[None]] = []
+        self.agent: Any = None
 
     @property
     def url(self) -> str:
@@ -160,6 +162,22 @@ class ControlPlane:
         self._components.append(asyncio.create_task(manager.run(), name="controller-manager"))
         scheduler = SchedulerComponent(self.in_process_client(SCHEDULER_COMPONENT))
         self._components.append(asyncio.create_task(scheduler.run(), name="scheduler"))
+        if not self.options.disable_agent:
+            self._components.append(asyncio.create_task(self._run_agent(), name="node-agent"))
+
+    async def _run_agent(self) -> None:
+        """This machine's node agent, in-process (data under DATA_DIR/agent)."""
+        from timonel.agent.kubelet.agent import AgentOptions, NodeAgent
+
+        options = AgentOptions(
+            node_name=self.options.node_name or socket.gethostname().lower(),
+            data_dir=self.options.data_dir,
+            cluster_dns=(self.options.cluster_dns,),
+            cluster_domain=self.options.cluster_domain,
+            node_labels={"node-role.kubernetes.io/control-plane": "true"},
+        )
+        self.agent = NodeAgent(self.in_process_client("kubelet"), options)
+        await self.agent.run()
 
     async def stop(self) -> None:
         for task in self._components:
@@ -277,8 +295,6 @@ async def serve(options: ServerOptions) -> None:
         (time.perf_counter() - started) * 1000,
         plane.kubeconfig_path,
     )
-    if not options.disable_agent:
-        log.warning("the node agent is not part of this build yet; running the control plane only")
     try:
         await stop.wait()
     finally:

@@ -40,6 +40,12 @@ async def admit_create(api: ApiServer, strategy: Strategy, obj: Object, *, dry_r
         await _check_namespace_open(api, meta.get("namespace", ""), strategy, meta.get("name", ""))
     if _is(strategy, "", "Pod"):
         pod_kind.admit_pod(obj)
+
+
+async def reserve_create(api: ApiServer, strategy: Strategy, obj: Object, *, dry_run: bool) -> None:
+    """What a valid create takes before it is stored: quota and service addresses (as
+    kube-apiserver's validating admission and REST create do, after validation)."""
+    meta = obj.get("metadata") or {}
     if strategy.namespaced and meta.get("namespace"):
         await _charge_quotas(api, strategy, obj, dry_run=dry_run)
     if _is(strategy, "", "Service") and not dry_run:
@@ -47,7 +53,7 @@ async def admit_create(api: ApiServer, strategy: Strategy, obj: Object, *, dry_r
 
 
 async def release_create(api: ApiServer, strategy: Strategy, obj: Object) -> None:
-    """Undo what admit_create reserved when the object was not stored after all."""
+    """Undo what reserve_create took when the object was not stored after all."""
     if _is(strategy, "", "Service"):
         await _release_service(api, obj, keep=None)
 

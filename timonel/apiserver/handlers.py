@@ -515,6 +515,7 @@ class ResourceHandlers:
                 field_errors,
             )
         request.warnings.extend(strategy.warnings(obj))
+        await admission.reserve_create(self.api, strategy, obj, dry_run=dry_run)
         if dry_run:
             return obj
         for attempt in range(_GENERATE_NAME_RETRIES):

@@ -38,19 +38,29 @@ class EventRecorder:
     _seen: dict[tuple[str, ...], Object] = field(default_factory=dict)
     _tasks: set[asyncio.Task[None]] = field(default_factory=set)
 
-    def event(self, obj: Object, type_: str, reason: str, message: str) -> None:
-        """Record in the background: recording must never slow down or fail the caller."""
-        task = asyncio.get_running_loop().create_task(self._record(obj, type_, reason, message))
+    def event(
+        self, obj: Object, type_: str, reason: str, message: str, *, field_path: str = ""
+    ) -> None:
+        """Record in the background: recording must never slow down or fail the caller.
+        `field_path` names a part of the object (kubelet: `spec.containers{web}`)."""
+        task = asyncio.get_running_loop().create_task(
+            self._record(obj, type_, reason, message, field_path)
+        )
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    async def _record(self, obj: Object, type_: str, reason: str, message: str) -> None:
+    async def _record(
+        self, obj: Object, type_: str, reason: str, message: str, field_path: str = ""
+    ) -> None:
         reference = object_reference(obj)
+        if field_path:
+            reference["fieldPath"] = field_path
         namespace = reference.get("namespace") or "default"
         key = (
             reference.get("uid", ""),
             reference.get("kind", ""),
             reference.get("name", ""),
+            field_path,
             type_,
             reason,
             message,

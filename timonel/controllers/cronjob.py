@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import copy
 import functools
-import logging
 import os
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, tzinfo
@@ -37,8 +36,6 @@ from timonel.controllers.pods import meta, timestamp
 from timonel.controllers.workloads import namespace_terminating, with_kind
 from timonel.kinds.batch.cron import CronError, Schedule, load_time_zone, parse_schedule
 from timonel.util.clock import clock_option
-
-log = logging.getLogger(__name__)
 
 API_VERSION = "batch/v1"
 KIND = "CronJob"

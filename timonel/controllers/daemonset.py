@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import copy
 import functools
-import logging
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -59,8 +58,6 @@ from timonel.controllers.workloads import (
 )
 from timonel.kinds.apps.intstr import scaled_value
 from timonel.util.clock import clock_option
-
-log = logging.getLogger(__name__)
 
 API_VERSION = "apps/v1"
 KIND = "DaemonSet"

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import contextlib
 import copy
-import logging
 from datetime import datetime
 from typing import Any, ClassVar
 
@@ -69,8 +68,6 @@ from timonel.controllers.rollout import (
     stuck_recheck_after,
 )
 from timonel.util.clock import clock_option
-
-log = logging.getLogger(__name__)
 
 COMPONENT = "deployment-controller"
 

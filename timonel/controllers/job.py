@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import copy
 import functools
-import logging
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -49,8 +48,6 @@ from timonel.controllers.workloads import (
     with_kind,
 )
 from timonel.util.clock import clock_option
-
-log = logging.getLogger(__name__)
 
 API_VERSION = "batch/v1"
 KIND = "Job"
@@ -583,6 +580,8 @@ def job_pod(job: Object, index: int | None) -> Object:
 # -- the controller ---------------------------------------------------------------------
 
 
+# Pods whose finalizer must go although no unfinished Job of theirs syncs them (orphans,
+# pods of finished or deleted Jobs) share the work queue under keys with this prefix.
 ORPHAN_PREFIX = "orphan-pod:"
 
 

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import asyncio
 import copy
-import logging
 import re
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -50,8 +49,6 @@ from timonel.controllers.ownership import (
 from timonel.controllers.pods import is_available, is_ready, meta
 from timonel.controllers.workloads import in_slow_start_batches, selector_matches, with_kind
 from timonel.util.clock import clock_option
-
-log = logging.getLogger(__name__)
 
 API_VERSION = "apps/v1"
 KIND = "StatefulSet"

@@ -9,7 +9,6 @@ informer saw it, and the deletion is made conditional on the uid it checked.
 
 from __future__ import annotations
 
-import logging
 from datetime import datetime, timedelta
 from typing import ClassVar
 
@@ -21,8 +20,6 @@ from timonel.controllers.job import finish_time, is_finished
 from timonel.controllers.manager import ControllerContext
 from timonel.controllers.pods import meta
 from timonel.util.clock import clock_option
-
-log = logging.getLogger(__name__)
 
 COMPONENT = "ttl-after-finished-controller"
 

@@ -227,7 +227,8 @@ def test_immutable_field_change_is_rejected(api: Client, namespace: str) -> None
     assert any(c["field"] == "spec.selector" for c in answer["details"]["causes"])
     status, current = api.call("GET", f"{path}/web")
     assert current["spec"]["selector"] == {"matchLabels": {"app": "web"}}
-    assert current["metadata"]["resourceVersion"] == created["metadata"]["resourceVersion"]
+    assert current["metadata"]["generation"] == created["metadata"]["generation"]
+    assert current["spec"] == created["spec"]
 
 
 def test_unauthenticated_requests_get_401(server: RunningServer) -> None:

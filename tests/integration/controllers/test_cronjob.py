@@ -1,9 +1,9 @@
-"""The CronJob controller against a real API server with a shortened clock: time runs
-60 times faster, so a `* * * * *` schedule fires every second.
+"""The CronJob controller against a real control plane with a shortened clock: time runs
+60 times faster for the controllers, so a `* * * * *` schedule fires every second.
 
-The control plane runs in this process with no controllers of its own; the test runs
-the cronjob and job controllers with the fast clock through the in-process client (the
-full API request path)."""
+The control plane runs in this process (its controllers get the fast clock through
+ServerOptions.controller_options); the test talks to it through the in-process client,
+the full API request path."""
 
 from __future__ import annotations
 
@@ -18,10 +18,6 @@ from timonel.api.errors import StatusError
 from timonel.api.objects import Object, parse_rfc3339
 from timonel.client.resources import CRONJOBS, EVENTS, JOBS, NAMESPACES, PODS
 from timonel.client.rest import ApiClient
-from timonel.controllers import registry
-from timonel.controllers.cronjob import CronJobController
-from timonel.controllers.job import JobController
-from timonel.controllers.manager import ControllerManager
 from timonel.server import ControlPlane, ServerOptions
 from timonel.util.clock import ScaledClock
 
@@ -31,19 +27,16 @@ RATE = 60.0
 
 
 @pytest.fixture
-async def client(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[ApiClient]:
-    monkeypatch.setattr(registry, "CONTROLLERS", {})
-    plane = ControlPlane(
-        ServerOptions(data_dir=tmp_path, bind_address="127.0.0.1", https_listen_port=0)
+async def client(tmp_path: Path) -> AsyncIterator[ApiClient]:
+    options = ServerOptions(
+        data_dir=tmp_path,
+        bind_address="127.0.0.1",
+        https_listen_port=0,
+        disable_agent=True,
+        controller_options={"clock": ScaledClock(RATE), "job_sync_batch_period": 0.05},
     )
+    plane = ControlPlane(options)
     await plane.start()
-    manager = ControllerManager(
-        plane.in_process_client("kube-controller-manager"),
-        enabled={CronJobController.name: CronJobController, JobController.name: JobController},
-        options={"clock": ScaledClock(RATE), "job_sync_batch_period": 0.05},
-        leader_elect=False,
-    )
-    controllers = asyncio.create_task(manager.run())
     api = plane.in_process_client("test")
     await api.create(
         NAMESPACES, {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NAMESPACE}}
@@ -51,8 +44,6 @@ async def client(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterat
     try:
         yield api
     finally:
-        controllers.cancel()
-        await asyncio.gather(controllers, return_exceptions=True)
         await plane.stop()
 
 

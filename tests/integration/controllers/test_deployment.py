@@ -1,8 +1,9 @@
 """The deployment and replicaset controllers inside `timonel server`, driven with kubectl.
 
-These tests run without nodes: pods are never scheduled. Where a test needs pods to be
-Running and Ready, a stand-in for the kubelet (`ReadyMaker`) writes their status
-through the API (PUT pods/X/status), as a node would.
+These tests run the controllers alone: pods name a scheduler nobody serves, so they are
+never bound (whatever nodes other tests registered). Where a test needs pods Running
+and Ready, a stand-in for the kubelet (`ReadyMaker`, `Cluster.mark_ready`) writes their
+status through the API (PUT pods/X/status), as a node would.
 """
 
 from __future__ import annotations
@@ -22,6 +23,8 @@ from kubernetes.watch.watch import iter_resp_lines
 from tests.conftest import RunningServer
 
 Obj = dict[str, Any]
+
+NO_SCHEDULER = "timonel-tests-no-scheduler"
 
 SEED = """
 apiVersion: apps/v1
@@ -44,6 +47,11 @@ spec:
         ports:
         - containerPort: 80
 """
+# The seed, kept away from any scheduler and node.
+SEED_UNBOUND = SEED.replace(
+    "    spec:\n      containers:",
+    f"    spec:\n      schedulerName: {NO_SCHEDULER}\n      containers:",
+)
 
 
 def manifest(
@@ -61,16 +69,23 @@ def manifest(
         "minReadySeconds": min_ready,
         "template": {
             "metadata": {"labels": {"app": name}},
-            "spec": {"containers": [{"name": "web", "image": image}]},
+            "spec": {
+                "schedulerName": NO_SCHEDULER,
+                "containers": [{"name": "web", "image": image}],
+            },
         },
     }
     if strategy is not None:
         spec["strategy"] = strategy
     spec.update(extra_spec or {})
-    return json.dumps({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": name}, "spec": spec})
+    return json.dumps(
+        {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": name}, "spec": spec}
+    )
 
 
-def wait_until(condition: Callable[[], bool], timeout: float = 10.0, what: str = "condition") -> None:
+def wait_until(
+    condition: Callable[[], bool], timeout: float = 10.0, what: str = "condition"
+) -> None:
     deadline = time.monotonic() + timeout
     while not condition():
         if time.monotonic() > deadline:
@@ -91,14 +106,17 @@ def controller_of(obj: Obj) -> Obj | None:
 
 def is_ready(pod: Obj) -> bool:
     return any(
-        c.get("type") == "Ready" and c.get("status") == "True" for c in (pod.get("status") or {}).get("conditions") or []
+        c.get("type") == "Ready" and c.get("status") == "True"
+        for c in (pod.get("status") or {}).get("conditions") or []
     )
 
 
 def ready_since(pod: Obj) -> float | None:
     for condition in (pod.get("status") or {}).get("conditions") or []:
         if condition.get("type") == "Ready" and condition.get("status") == "True":
-            return datetime.fromisoformat(condition["lastTransitionTime"].replace("Z", "+00:00")).timestamp()
+            return datetime.fromisoformat(
+                condition["lastTransitionTime"].replace("Z", "+00:00")
+            ).timestamp()
     return None
 
 
@@ -131,9 +149,13 @@ class Cluster:
         self.kubectl("apply", "-f", "-", input=text)
 
     def pods(self, *, label: str = "", including_deleting: bool = False) -> list[Obj]:
-        response = self.core.list_namespaced_pod(self.namespace, label_selector=label, _preload_content=False)
+        response = self.core.list_namespaced_pod(
+            self.namespace, label_selector=label, _preload_content=False
+        )
         items: list[Obj] = json.loads(response.data)["items"]
-        return [p for p in items if including_deleting or not p["metadata"].get("deletionTimestamp")]
+        return [
+            p for p in items if including_deleting or not p["metadata"].get("deletionTimestamp")
+        ]
 
     def replica_sets(self) -> list[Obj]:
         response = self.apps.list_namespaced_replica_set(self.namespace, _preload_content=False)
@@ -141,40 +163,60 @@ class Cluster:
         return items
 
     def deployment(self, name: str) -> Obj:
-        response = self.apps.read_namespaced_deployment(name, self.namespace, _preload_content=False)
+        response = self.apps.read_namespaced_deployment(
+            name, self.namespace, _preload_content=False
+        )
         found: Obj = json.loads(response.data)
         return found
 
     def replica_set(self, name: str) -> Obj:
-        response = self.apps.read_namespaced_replica_set(name, self.namespace, _preload_content=False)
+        response = self.apps.read_namespaced_replica_set(
+            name, self.namespace, _preload_content=False
+        )
         found: Obj = json.loads(response.data)
         return found
 
     def events(self, reason: str) -> list[str]:
         response = self.core.list_namespaced_event(self.namespace, _preload_content=False)
-        return [e["message"] for e in json.loads(response.data)["items"] if e.get("reason") == reason]
+        return [
+            e["message"] for e in json.loads(response.data)["items"] if e.get("reason") == reason
+        ]
+
+    def wait_for_events(self, reason: str, *messages: str) -> None:
+        """Events are recorded in the background: wait until these have been."""
+        wait_until(lambda: set(messages) <= set(self.events(reason)), what=f"{reason} events")
 
     def mark_ready(self, pod: Obj, index: int = 1) -> bool:
         """Report the pod Running and Ready, as its node would; False if it changed meanwhile."""
         stamp = now_rfc3339()
         containers = pod["spec"]["containers"]
-        pod = {**pod, "status": {
-            "phase": "Running",
-            "conditions": [
-                {"type": "Initialized", "status": "True", "lastTransitionTime": stamp},
-                {"type": "Ready", "status": "True", "lastTransitionTime": stamp},
-                {"type": "ContainersReady", "status": "True", "lastTransitionTime": stamp},
-                {"type": "PodScheduled", "status": "True", "lastTransitionTime": stamp},
-            ],
-            "podIP": f"10.42.0.{index % 250 + 2}",
-            "podIPs": [{"ip": f"10.42.0.{index % 250 + 2}"}],
-            "startTime": stamp,
-            "containerStatuses": [
-                {"name": c["name"], "image": c["image"], "imageID": "", "ready": True, "started": True,
-                 "restartCount": 0, "state": {"running": {"startedAt": stamp}}}
-                for c in containers
-            ],
-        }}
+        pod = {
+            **pod,
+            "status": {
+                "phase": "Running",
+                "conditions": [
+                    {"type": "Initialized", "status": "True", "lastTransitionTime": stamp},
+                    {"type": "Ready", "status": "True", "lastTransitionTime": stamp},
+                    {"type": "ContainersReady", "status": "True", "lastTransitionTime": stamp},
+                    {"type": "PodScheduled", "status": "True", "lastTransitionTime": stamp},
+                ],
+                "podIP": f"10.42.0.{index % 250 + 2}",
+                "podIPs": [{"ip": f"10.42.0.{index % 250 + 2}"}],
+                "startTime": stamp,
+                "containerStatuses": [
+                    {
+                        "name": c["name"],
+                        "image": c["image"],
+                        "imageID": "",
+                        "ready": True,
+                        "started": True,
+                        "restartCount": 0,
+                        "state": {"running": {"startedAt": stamp}},
+                    }
+                    for c in containers
+                ],
+            },
+        }
         try:
             self.core.replace_namespaced_pod_status(pod["metadata"]["name"], self.namespace, pod)
         except ApiException as error:
@@ -184,7 +226,9 @@ class Cluster:
         return True
 
     def rollout_status(self, name: str, timeout: str = "30s") -> Any:
-        return self.kubectl("rollout", "status", f"deployment/{name}", f"--timeout={timeout}", check=False)
+        return self.kubectl(
+            "rollout", "status", f"deployment/{name}", f"--timeout={timeout}", check=False
+        )
 
 
 class ReadyMaker:
@@ -221,7 +265,12 @@ class Watcher:
     """Follows a collection through a watch and checks `check(objects)` after every
     event, so a rule is known to hold at every instant the API server went through."""
 
-    def __init__(self, list_call: Callable[..., Any], namespace: str, check: Callable[[dict[str, Obj]], str | None]) -> None:
+    def __init__(
+        self,
+        list_call: Callable[..., Any],
+        namespace: str,
+        check: Callable[[dict[str, Obj]], str | None],
+    ) -> None:
         self.list_call = list_call
         self.namespace = namespace
         self.check = check
@@ -250,7 +299,11 @@ class Watcher:
 
     def _run(self) -> None:
         self._response = self.list_call(
-            self.namespace, watch=True, resource_version=self._rv, timeout_seconds=120, _preload_content=False
+            self.namespace,
+            watch=True,
+            resource_version=self._rv,
+            timeout_seconds=120,
+            _preload_content=False,
         )
         self._started.set()
         try:
@@ -288,13 +341,22 @@ def test_seed_deployment_creates_a_replica_set_and_a_pod(cluster: Cluster) -> No
     template_hash = rs["metadata"]["labels"]["pod-template-hash"]
     assert rs["metadata"]["name"] == f"nginx-deployment-{template_hash}"
     assert rs["metadata"]["labels"] == {"app": "nginx", "pod-template-hash": template_hash}
-    assert rs["spec"]["selector"] == {"matchLabels": {"app": "nginx", "pod-template-hash": template_hash}}
-    assert rs["spec"]["template"]["metadata"]["labels"] == {"app": "nginx", "pod-template-hash": template_hash}
+    assert rs["spec"]["selector"] == {
+        "matchLabels": {"app": "nginx", "pod-template-hash": template_hash}
+    }
+    assert rs["spec"]["template"]["metadata"]["labels"] == {
+        "app": "nginx",
+        "pod-template-hash": template_hash,
+    }
     assert rs["spec"]["replicas"] == 1
     assert rs["spec"]["minReadySeconds"] == 5
     assert controller_of(rs) == {
-        "apiVersion": "apps/v1", "kind": "Deployment", "name": "nginx-deployment",
-        "uid": deployment["metadata"]["uid"], "controller": True, "blockOwnerDeletion": True,
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "name": "nginx-deployment",
+        "uid": deployment["metadata"]["uid"],
+        "controller": True,
+        "blockOwnerDeletion": True,
     }
     annotations = rs["metadata"]["annotations"]
     assert annotations["deployment.kubernetes.io/revision"] == "1"
@@ -306,31 +368,50 @@ def test_seed_deployment_creates_a_replica_set_and_a_pod(cluster: Cluster) -> No
     assert pod["metadata"]["name"].startswith(f"{rs['metadata']['name']}-")
     assert pod["metadata"]["labels"] == {"app": "nginx", "pod-template-hash": template_hash}
     assert controller_of(pod) == {
-        "apiVersion": "apps/v1", "kind": "ReplicaSet", "name": rs["metadata"]["name"],
-        "uid": rs["metadata"]["uid"], "controller": True, "blockOwnerDeletion": True,
+        "apiVersion": "apps/v1",
+        "kind": "ReplicaSet",
+        "name": rs["metadata"]["name"],
+        "uid": rs["metadata"]["uid"],
+        "controller": True,
+        "blockOwnerDeletion": True,
     }
 
-    wait_until(lambda: cluster.deployment("nginx-deployment").get("status", {}).get("observedGeneration") == 1,
-               what="status observed")
+    wait_until(
+        lambda: cluster.deployment("nginx-deployment").get("status", {}).get("replicas") == 1,
+        what="status counts the pod",
+    )
     deployment = cluster.deployment("nginx-deployment")
     assert deployment["metadata"]["annotations"]["deployment.kubernetes.io/revision"] == "1"
     assert deployment["metadata"]["generation"] == 1  # the revision annotation came with the status
     status = deployment["status"]
-    assert (status["replicas"], status["updatedReplicas"], status["unavailableReplicas"]) == (1, 1, 1)
+    assert status["observedGeneration"] == 1
+    assert (status["replicas"], status["updatedReplicas"], status["unavailableReplicas"]) == (
+        1,
+        1,
+        1,
+    )
     conditions = {c["type"]: c for c in status["conditions"]}
     assert (conditions["Available"]["status"], conditions["Available"]["reason"]) == (
-        "False", "MinimumReplicasUnavailable")
+        "False",
+        "MinimumReplicasUnavailable",
+    )
     assert conditions["Progressing"]["status"] == "True"
     assert conditions["Progressing"]["reason"] in ("NewReplicaSetCreated", "ReplicaSetUpdated")
 
-    wait_until(lambda: bool(cluster.events("ScalingReplicaSet")) and bool(cluster.events("SuccessfulCreate")),
-               what="events")
-    assert cluster.events("ScalingReplicaSet") == [f"Scaled up replica set {rs['metadata']['name']} to 1"]
+    wait_until(
+        lambda: (
+            bool(cluster.events("ScalingReplicaSet")) and bool(cluster.events("SuccessfulCreate"))
+        ),
+        what="events",
+    )
+    assert cluster.events("ScalingReplicaSet") == [
+        f"Scaled up replica set {rs['metadata']['name']} to 1"
+    ]
     assert cluster.events("SuccessfulCreate") == [f"Created pod: {pod['metadata']['name']}"]
 
 
 def test_seed_rollout_completes_after_min_ready_seconds(cluster: Cluster) -> None:
-    cluster.apply(SEED)
+    cluster.apply(SEED_UNBOUND)
     wait_until(lambda: len(cluster.pods()) == 1, what="one pod")
     [pod] = cluster.pods()
     assert cluster.mark_ready(pod)
@@ -347,36 +428,48 @@ def test_seed_rollout_completes_after_min_ready_seconds(cluster: Cluster) -> Non
     status = cluster.deployment("nginx-deployment")["status"]
     assert (status["availableReplicas"], status.get("unavailableReplicas", 0)) == (1, 0)
     conditions = {c["type"]: c for c in status["conditions"]}
-    assert (conditions["Available"]["status"], conditions["Available"]["reason"],
-            conditions["Available"]["message"]) == ("True", "MinimumReplicasAvailable",
-                                                    "Deployment has minimum availability.")
+    assert (
+        conditions["Available"]["status"],
+        conditions["Available"]["reason"],
+        conditions["Available"]["message"],
+    ) == ("True", "MinimumReplicasAvailable", "Deployment has minimum availability.")
     rs_name = cluster.replica_sets()[0]["metadata"]["name"]
     assert (conditions["Progressing"]["reason"], conditions["Progressing"]["message"]) == (
-        "NewReplicaSetAvailable", f'ReplicaSet "{rs_name}" has successfully progressed.')
+        "NewReplicaSetAvailable",
+        f'ReplicaSet "{rs_name}" has successfully progressed.',
+    )
 
 
 def test_scaling_to_3_then_10_then_0(cluster: Cluster) -> None:
-    cluster.apply(SEED)
+    cluster.apply(SEED_UNBOUND)
     wait_until(lambda: len(cluster.pods()) == 1, what="one pod")
     for replicas in (3, 10, 0):
         cluster.kubectl("scale", "deployment/nginx-deployment", f"--replicas={replicas}")
-        wait_until(lambda r=replicas: len(cluster.pods()) == r, what=f"{replicas} pods")  # type: ignore[misc]
+
+        def scaled(count: int = replicas) -> bool:
+            status = cluster.deployment("nginx-deployment")["status"]
+            return len(cluster.pods()) == count and status.get("replicas", 0) == count
+
+        wait_until(scaled, what=f"{replicas} pods")
         [rs] = cluster.replica_sets()
         assert rs["spec"]["replicas"] == replicas
-        assert rs["metadata"]["annotations"]["deployment.kubernetes.io/desired-replicas"] == str(replicas)
-        wait_until(lambda r=replicas: cluster.deployment("nginx-deployment")["status"].get("replicas", 0) == r,  # type: ignore[misc]
-                   what=f"status replicas {replicas}")
+        annotations = rs["metadata"]["annotations"]
+        assert annotations["deployment.kubernetes.io/desired-replicas"] == str(replicas)
     rs_name = cluster.replica_sets()[0]["metadata"]["name"]
-    scaling = cluster.events("ScalingReplicaSet")
-    assert f"Scaled up replica set {rs_name} to 3 from 1" in scaling
-    assert f"Scaled up replica set {rs_name} to 10 from 3" in scaling
-    assert f"Scaled down replica set {rs_name} to 0 from 10" in scaling
+    cluster.wait_for_events(
+        "ScalingReplicaSet",
+        f"Scaled up replica set {rs_name} to 3 from 1",
+        f"Scaled up replica set {rs_name} to 10 from 3",
+        f"Scaled down replica set {rs_name} to 0 from 10",
+    )
     wait_until(lambda: len(cluster.events("SuccessfulDelete")) == 10, what="deletion events")
-    assert all(m.startswith("Deleted pod: nginx-deployment-") for m in cluster.events("SuccessfulDelete"))
+    assert all(
+        m.startswith("Deleted pod: nginx-deployment-") for m in cluster.events("SuccessfulDelete")
+    )
 
 
 def test_changing_the_seed_image_rolls_out_a_new_replica_set(cluster: Cluster) -> None:
-    cluster.apply(SEED)
+    cluster.apply(SEED_UNBOUND)
     with ReadyMaker(cluster):
         assert cluster.rollout_status("nginx-deployment").returncode == 0
         [old] = cluster.replica_sets()
@@ -393,9 +486,11 @@ def test_changing_the_seed_image_rolls_out_a_new_replica_set(cluster: Cluster) -
     assert [image_of(p) for p in cluster.pods()] == ["nginx:1.16.1"]
     deployment = cluster.deployment("nginx-deployment")
     assert deployment["metadata"]["annotations"]["deployment.kubernetes.io/revision"] == "2"
-    scaling = cluster.events("ScalingReplicaSet")
-    assert f"Scaled up replica set {new['metadata']['name']} to 1" in scaling
-    assert f"Scaled down replica set {old['metadata']['name']} to 0 from 1" in scaling
+    cluster.wait_for_events(
+        "ScalingReplicaSet",
+        f"Scaled up replica set {new['metadata']['name']} to 1",
+        f"Scaled down replica set {old['metadata']['name']} to 0 from 1",
+    )
 
 
 # -- rolling updates within maxSurge and maxUnavailable ---------------------------------------
@@ -406,7 +501,15 @@ def test_changing_the_seed_image_rolls_out_a_new_replica_set(cluster: Cluster) -
     [
         (4, {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 1}}, 1, 1),
         # 25% of 5: surge rounds up to 2, unavailable down to 1.
-        (5, {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": "25%", "maxUnavailable": "25%"}}, 2, 1),
+        (
+            5,
+            {
+                "type": "RollingUpdate",
+                "rollingUpdate": {"maxSurge": "25%", "maxUnavailable": "25%"},
+            },
+            2,
+            1,
+        ),
         # No unavailability allowed at all.
         (3, {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0}}, 1, 0),
     ],
@@ -422,7 +525,11 @@ def test_rolling_update_never_exceeds_max_surge_or_max_unavailable(
         def pods_rule(pods: dict[str, Obj]) -> str | None:
             alive = [p for p in pods.values() if not p["metadata"].get("deletionTimestamp")]
             now = time.time()
-            available = [p for p in alive if (since := ready_since(p)) is not None and since + min_ready < now]
+            available = [
+                p
+                for p in alive
+                if (since := ready_since(p)) is not None and since + min_ready < now
+            ]
             if len(alive) > replicas + surge:
                 return f"{len(alive)} pods > {replicas} + {surge}"
             if len(available) < replicas - unavailable:
@@ -431,15 +538,25 @@ def test_rolling_update_never_exceeds_max_surge_or_max_unavailable(
 
         def sizes_rule(sets: dict[str, Obj]) -> str | None:
             total = sum(rs["spec"]["replicas"] for rs in sets.values())
-            return f"replica sets sized {total} > {replicas} + {surge}" if total > replicas + surge else None
+            return (
+                f"replica sets sized {total} > {replicas} + {surge}"
+                if total > replicas + surge
+                else None
+            )
 
-        with Watcher(cluster.core.list_namespaced_pod, cluster.namespace, pods_rule) as pods, \
-                Watcher(cluster.apps.list_namespaced_replica_set, cluster.namespace, sizes_rule) as sets:
+        with (
+            Watcher(cluster.core.list_namespaced_pod, cluster.namespace, pods_rule) as pods,
+            Watcher(
+                cluster.apps.list_namespaced_replica_set, cluster.namespace, sizes_rule
+            ) as sets,
+        ):
             cluster.kubectl("set", "image", "deployment/web", "web=nginx:1.16.1")
             result = cluster.rollout_status("web")
             assert result.returncode == 0, result.stderr
-            wait_until(lambda: sorted(image_of(p) for p in cluster.pods()) == ["nginx:1.16.1"] * replicas,
-                       what="every pod replaced")
+            wait_until(
+                lambda: sorted(image_of(p) for p in cluster.pods()) == ["nginx:1.16.1"] * replicas,
+                what="every pod replaced",
+            )
             time.sleep(0.2)
     assert pods.events >= 2 * replicas  # the watch saw the rollout
     assert sets.events >= 2
@@ -461,8 +578,10 @@ def test_recreate_removes_every_old_pod_before_creating_new_ones(cluster: Cluste
         with Watcher(cluster.core.list_namespaced_pod, cluster.namespace, never_mixed) as watcher:
             cluster.kubectl("set", "image", "deployment/web", "web=nginx:1.16.1")
             assert cluster.rollout_status("web").returncode == 0
-            wait_until(lambda: sorted(image_of(p) for p in cluster.pods()) == ["nginx:1.16.1"] * 3,
-                       what="every pod replaced")
+            wait_until(
+                lambda: sorted(image_of(p) for p in cluster.pods()) == ["nginx:1.16.1"] * 3,
+                what="every pod replaced",
+            )
     assert watcher.violations == []
 
 
@@ -473,15 +592,19 @@ def test_undo_returns_to_the_previous_template(cluster: Cluster) -> None:
     cluster.apply(manifest("web", replicas=2))
     with ReadyMaker(cluster):
         assert cluster.rollout_status("web").returncode == 0
-        cluster.kubectl("annotate", "deployment/web", "kubernetes.io/change-cause=upgrade to 1.16.1")
+        cluster.kubectl(
+            "annotate", "deployment/web", "kubernetes.io/change-cause=upgrade to 1.16.1"
+        )
         cluster.kubectl("set", "image", "deployment/web", "web=nginx:1.16.1")
         assert cluster.rollout_status("web").returncode == 0
         history = cluster.kubectl("rollout", "history", "deployment/web").stdout
         assert "upgrade to 1.16.1" in history
         cluster.kubectl("rollout", "undo", "deployment/web")
         assert cluster.rollout_status("web").returncode == 0
-        wait_until(lambda: sorted(image_of(p) for p in cluster.pods()) == ["nginx:1.14.2"] * 2,
-                   what="pods back on 1.14.2")
+        wait_until(
+            lambda: sorted(image_of(p) for p in cluster.pods()) == ["nginx:1.14.2"] * 2,
+            what="pods back on 1.14.2",
+        )
     deployment = cluster.deployment("web")
     assert image_of(deployment) == "nginx:1.14.2"
     assert deployment["metadata"]["annotations"]["deployment.kubernetes.io/revision"] == "3"
@@ -502,8 +625,13 @@ def test_restart_replaces_every_pod(cluster: Cluster) -> None:
         before = {p["metadata"]["name"] for p in cluster.pods()}
         cluster.kubectl("rollout", "restart", "deployment/web")
         assert cluster.rollout_status("web").returncode == 0
-        wait_until(lambda: len(cluster.pods()) == 3 and not before & {p["metadata"]["name"] for p in cluster.pods()},
-                   what="every pod replaced")
+        wait_until(
+            lambda: (
+                len(cluster.pods()) == 3
+                and not before & {p["metadata"]["name"] for p in cluster.pods()}
+            ),
+            what="every pod replaced",
+        )
     template = cluster.deployment("web")["spec"]["template"]
     assert "kubectl.kubernetes.io/restartedAt" in template["metadata"]["annotations"]
     assert len(cluster.replica_sets()) == 2
@@ -517,7 +645,9 @@ def test_pause_stops_the_rollout_and_resume_continues_it(cluster: Cluster) -> No
 
         def paused_condition() -> bool:
             conditions = cluster.deployment("web")["status"].get("conditions") or []
-            return any(c["type"] == "Progressing" and c["reason"] == "DeploymentPaused" for c in conditions)
+            return any(
+                c["type"] == "Progressing" and c["reason"] == "DeploymentPaused" for c in conditions
+            )
 
         wait_until(paused_condition, what="DeploymentPaused condition")
         cluster.kubectl("set", "image", "deployment/web", "web=nginx:1.16.1")
@@ -533,8 +663,10 @@ def test_pause_stops_the_rollout_and_resume_continues_it(cluster: Cluster) -> No
 
         cluster.kubectl("rollout", "resume", "deployment/web")
         assert cluster.rollout_status("web").returncode == 0
-        wait_until(lambda: sorted(image_of(p) for p in cluster.pods()) == ["nginx:1.16.1"] * 3,
-                   what="rolled out after resume")
+        wait_until(
+            lambda: sorted(image_of(p) for p in cluster.pods()) == ["nginx:1.16.1"] * 3,
+            what="rolled out after resume",
+        )
     conditions = {c["type"]: c for c in cluster.deployment("web")["status"]["conditions"]}
     assert conditions["Progressing"]["reason"] == "NewReplicaSetAvailable"
 
@@ -547,7 +679,10 @@ def test_revision_history_limit_cleans_up_old_replica_sets(cluster: Cluster) -> 
             cluster.kubectl("set", "image", "deployment/web", f"web=nginx:{version}")
             assert cluster.rollout_status("web").returncode == 0
     wait_until(lambda: len(cluster.replica_sets()) == 2, what="old replica sets cleaned up")
-    revisions = sorted(rs["metadata"]["annotations"]["deployment.kubernetes.io/revision"] for rs in cluster.replica_sets())
+    revisions = sorted(
+        rs["metadata"]["annotations"]["deployment.kubernetes.io/revision"]
+        for rs in cluster.replica_sets()
+    )
     assert revisions == ["3", "4"]
 
 
@@ -558,9 +693,29 @@ def test_progress_deadline_exceeded(cluster: Cluster) -> None:
     assert 'deployment "stuck" exceeded its progress deadline' in result.stderr
     conditions = {c["type"]: c for c in cluster.deployment("stuck")["status"]["conditions"]}
     rs_name = cluster.replica_sets()[0]["metadata"]["name"]
-    assert (conditions["Progressing"]["status"], conditions["Progressing"]["reason"],
-            conditions["Progressing"]["message"]) == ("False", "ProgressDeadlineExceeded",
-                                                      f'ReplicaSet "{rs_name}" has timed out progressing.')
+    assert (
+        conditions["Progressing"]["status"],
+        conditions["Progressing"]["reason"],
+        conditions["Progressing"]["message"],
+    ) == ("False", "ProgressDeadlineExceeded", f'ReplicaSet "{rs_name}" has timed out progressing.')
+
+
+def test_a_hash_collision_bumps_the_collision_count(cluster: Cluster) -> None:
+    cluster.apply(manifest("web"))
+    wait_until(lambda: len(cluster.replica_sets()) == 1, what="a replica set")
+    taken = cluster.replica_sets()[0]["metadata"]["name"]
+    # Leave behind a foreign ReplicaSet under the name the template hashes to.
+    cluster.kubectl("delete", "deployment/web", "--cascade=orphan")
+    wait_until(lambda: controller_of(cluster.replica_set(taken)) is None, what="orphaned")
+    cluster.kubectl("label", f"replicaset/{taken}", "app=other", "--overwrite")
+    cluster.kubectl("set", "image", f"replicaset/{taken}", "web=nginx:9.9")
+    cluster.apply(manifest("web"))
+    wait_until(lambda: len(cluster.replica_sets()) == 2, what="a second replica set")
+    [fresh] = [rs for rs in cluster.replica_sets() if rs["metadata"]["name"] != taken]
+    assert fresh["metadata"]["name"].startswith("web-")
+    assert controller_of(fresh)["name"] == "web"  # type: ignore[index]
+    assert cluster.deployment("web")["status"]["collisionCount"] == 1
+    assert controller_of(cluster.replica_set(taken)) is None
 
 
 # -- the replicaset controller ------------------------------------------------------------
@@ -571,29 +726,49 @@ def test_a_deleted_pod_is_replaced(cluster: Cluster) -> None:
     wait_until(lambda: len(cluster.pods()) == 2, what="two pods")
     victim = cluster.pods()[0]["metadata"]["name"]
     cluster.kubectl("delete", "pod", victim)
-    wait_until(lambda: len(cluster.pods()) == 2 and victim not in {p["metadata"]["name"] for p in cluster.pods()},
-               what="replacement pod")
+    wait_until(
+        lambda: (
+            len(cluster.pods()) == 2
+            and victim not in {p["metadata"]["name"] for p in cluster.pods()}
+        ),
+        what="replacement pod",
+    )
     rs_name = cluster.replica_sets()[0]["metadata"]["name"]
-    creations = cluster.events("SuccessfulCreate")
     wait_until(lambda: len(cluster.events("SuccessfulCreate")) == 3, what="three creations")
-    assert all(m.startswith(f"Created pod: {rs_name}-") for m in creations)
+    assert all(m.startswith(f"Created pod: {rs_name}-") for m in cluster.events("SuccessfulCreate"))
 
 
 def replica_set_manifest(name: str, replicas: int) -> str:
-    return json.dumps({
-        "apiVersion": "apps/v1", "kind": "ReplicaSet", "metadata": {"name": name},
-        "spec": {
-            "replicas": replicas,
-            "selector": {"matchLabels": {"app": name}},
-            "template": {"metadata": {"labels": {"app": name}},
-                         "spec": {"containers": [{"name": "web", "image": "nginx:1.14.2"}]}},
-        },
-    })
+    return json.dumps(
+        {
+            "apiVersion": "apps/v1",
+            "kind": "ReplicaSet",
+            "metadata": {"name": name},
+            "spec": {
+                "replicas": replicas,
+                "selector": {"matchLabels": {"app": name}},
+                "template": {
+                    "metadata": {"labels": {"app": name}},
+                    "spec": {
+                        "schedulerName": NO_SCHEDULER,
+                        "containers": [{"name": "web", "image": "nginx:1.14.2"}],
+                    },
+                },
+            },
+        }
+    )
 
 
 def test_replica_set_adopts_orphans_and_releases_pods_that_stop_matching(cluster: Cluster) -> None:
-    orphan = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "orphan", "labels": {"app": "front"}},
-              "spec": {"containers": [{"name": "web", "image": "nginx:1.14.2"}]}}
+    orphan = {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": "orphan", "labels": {"app": "front"}},
+        "spec": {
+            "schedulerName": NO_SCHEDULER,
+            "containers": [{"name": "web", "image": "nginx:1.14.2"}],
+        },
+    }
     cluster.kubectl("create", "-f", "-", input=json.dumps(orphan))
     cluster.kubectl("create", "-f", "-", input=replica_set_manifest("front", 2))
     wait_until(lambda: len(cluster.pods()) == 2, what="two pods")
@@ -601,18 +776,28 @@ def test_replica_set_adopts_orphans_and_releases_pods_that_stop_matching(cluster
     names = {p["metadata"]["name"] for p in cluster.pods()}
     assert "orphan" in names  # adopted: only one pod was created
     adopted = next(p for p in cluster.pods() if p["metadata"]["name"] == "orphan")
-    assert controller_of(adopted) == {"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": "front",
-                                      "uid": rs["metadata"]["uid"], "controller": True, "blockOwnerDeletion": True}
+    assert controller_of(adopted) == {
+        "apiVersion": "apps/v1",
+        "kind": "ReplicaSet",
+        "name": "front",
+        "uid": rs["metadata"]["uid"],
+        "controller": True,
+        "blockOwnerDeletion": True,
+    }
 
     cluster.kubectl("label", "pod", "orphan", "app=elsewhere", "--overwrite")
-    wait_until(lambda: len(cluster.pods(label="app=front")) == 2, what="replacement for the released pod")
+    wait_until(
+        lambda: len(cluster.pods(label="app=front")) == 2, what="replacement for the released pod"
+    )
 
     def released() -> bool:
         pod = next(p for p in cluster.pods() if p["metadata"]["name"] == "orphan")
         return controller_of(pod) is None
 
     wait_until(released, what="pod released")
-    wait_until(lambda: cluster.replica_set("front").get("status", {}).get("replicas") == 2, what="status")
+    wait_until(
+        lambda: cluster.replica_set("front").get("status", {}).get("replicas") == 2, what="status"
+    )
     status = cluster.replica_set("front")["status"]
     assert status["replicas"] == 2
     assert status["fullyLabeledReplicas"] == 2
@@ -644,10 +829,12 @@ def test_scale_down_deletes_not_ready_pods_first(cluster: Cluster) -> None:
     ready = {p["metadata"]["name"] for p in pods[:2]}
     for index, pod in enumerate(pods[:2]):
         assert cluster.mark_ready(pod, index)
-    wait_until(lambda: cluster.replica_set("front").get("status", {}).get("readyReplicas") == 2, what="ready")
+    wait_until(
+        lambda: cluster.replica_set("front").get("status", {}).get("readyReplicas") == 2,
+        what="ready",
+    )
     cluster.kubectl("scale", "replicaset/front", "--replicas=2")
     wait_until(lambda: len(cluster.pods()) == 2, what="scaled down")
     assert {p["metadata"]["name"] for p in cluster.pods()} == ready
-    deleted = cluster.events("SuccessfulDelete")
     wait_until(lambda: len(cluster.events("SuccessfulDelete")) == 2, what="deletion events")
-    assert all(m.startswith("Deleted pod: front-") for m in deleted)
+    assert all(m.startswith("Deleted pod: front-") for m in cluster.events("SuccessfulDelete"))

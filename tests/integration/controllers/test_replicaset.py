@@ -33,14 +33,25 @@ class RefusingPodCreates:
         self.attempts = 0
 
     async def request(
-        self, method: str, path: str, *, query: Query | None = None, body: bytes | None = None,
+        self,
+        method: str,
+        path: str,
+        *,
+        query: Query | None = None,
+        body: bytes | None = None,
         headers: Mapping[str, str] | None = None,
     ) -> RawResponse:
         if method == "POST" and path.endswith("/pods"):
             self.attempts += 1
             if self.allowed <= 0:
-                status = {"kind": "Status", "apiVersion": "v1", "status": "Failure", "message": REFUSAL,
-                          "reason": "Forbidden", "code": 403}
+                status = {
+                    "kind": "Status",
+                    "apiVersion": "v1",
+                    "status": "Failure",
+                    "message": REFUSAL,
+                    "reason": "Forbidden",
+                    "code": 403,
+                }
                 return RawResponse(403, orjson.dumps(status), "application/json")
             self.allowed -= 1
         return await self.inner.request(method, path, query=query, body=body, headers=headers)
@@ -56,7 +67,9 @@ class RefusingPodCreates:
 
 @pytest.fixture
 async def plane(tmp_path: Path) -> AsyncIterator[ControlPlane]:
-    control_plane = ControlPlane(ServerOptions(data_dir=tmp_path, bind_address="127.0.0.1", https_listen_port=0))
+    control_plane = ControlPlane(
+        ServerOptions(data_dir=tmp_path, bind_address="127.0.0.1", https_listen_port=0)
+    )
     await control_plane.start()
     # The test runs its own replicaset controller: the built-in controllers must not act.
     for task in control_plane._components:
@@ -78,13 +91,16 @@ async def until(condition: object, timeout: float = 5.0) -> None:
 
 def replica_set(replicas: int) -> Object:
     return {
-        "apiVersion": "apps/v1", "kind": "ReplicaSet",
+        "apiVersion": "apps/v1",
+        "kind": "ReplicaSet",
         "metadata": {"name": "web", "namespace": "default"},
         "spec": {
             "replicas": replicas,
             "selector": {"matchLabels": {"app": "web"}},
-            "template": {"metadata": {"labels": {"app": "web"}},
-                         "spec": {"containers": [{"name": "web", "image": "nginx:1.14.2"}]}},
+            "template": {
+                "metadata": {"labels": {"app": "web"}},
+                "spec": {"containers": [{"name": "web", "image": "nginx:1.14.2"}]},
+            },
         },
     }
 
@@ -92,15 +108,20 @@ def replica_set(replicas: int) -> Object:
 async def test_creations_start_slow_and_failures_are_reported(plane: ControlPlane) -> None:
     admin = plane.in_process_client("test")
     await until(lambda: _exists(admin, "default"))
-    transport = RefusingPodCreates(plane.in_process_client("kube-controller-manager").transport, allowed=2)
+    transport = RefusingPodCreates(
+        plane.in_process_client("kube-controller-manager").transport, allowed=2
+    )
     client = ApiClient(transport, field_manager="kube-controller-manager")
     informers = InformerFactory(client)
-    context = ControllerContext(client=client, informers=informers,
-                                recorder=lambda component: EventRecorder(client, component))
+    context = ControllerContext(
+        client=client,
+        informers=informers,
+        recorder=lambda component: EventRecorder(client, component),
+    )
     controller = ReplicaSetController(context)
-    informers.start()
+    running = [asyncio.create_task(informer.run()) for informer in controller.informers]
     try:
-        await asyncio.wait_for(informers.wait_for_sync(), 5)
+        await asyncio.wait_for(asyncio.gather(*(i.synced.wait() for i in controller.informers)), 5)
         await admin.create(REPLICASETS, replica_set(10))
         await until(lambda: _present(controller, "default/web"))
 
@@ -112,13 +133,21 @@ async def test_creations_start_slow_and_failures_are_reported(plane: ControlPlan
         status = (await admin.get(REPLICASETS, "web", "default"))["status"]
         [failure] = status["conditions"]
         assert (failure["type"], failure["status"], failure["reason"], failure["message"]) == (
-            "ReplicaFailure", "True", "FailedCreate", REFUSAL)
+            "ReplicaFailure",
+            "True",
+            "FailedCreate",
+            REFUSAL,
+        )
 
         async def refused_event() -> bool:
             events = (await admin.list(EVENTS, "default"))["items"]
-            return any(e["reason"] == "FailedCreate" and e["message"] == f"Error creating: {REFUSAL}"
-                       and e["involvedObject"]["kind"] == "ReplicaSet" and e["type"] == "Warning"
-                       for e in events)
+            return any(
+                e["reason"] == "FailedCreate"
+                and e["message"] == f"Error creating: {REFUSAL}"
+                and e["involvedObject"]["kind"] == "ReplicaSet"
+                and e["type"] == "Warning"
+                for e in events
+            )
 
         await until(refused_event)
 
@@ -140,7 +169,15 @@ async def test_creations_start_slow_and_failures_are_reported(plane: ControlPlan
         assert "conditions" not in status
         assert status["replicas"] == 10
     finally:
-        await informers.stop()
+        await cancel_all(running)
+
+
+async def cancel_all(tasks: list[asyncio.Task[None]]) -> None:
+    # A cancellation can be lost by a watch handing out an event at that very moment: insist.
+    while not all(task.done() for task in tasks):
+        for task in tasks:
+            task.cancel()
+        await asyncio.wait(tasks, timeout=0.1)
 
 
 async def _exists(client: ApiClient, namespace: str) -> bool:

@@ -55,11 +55,18 @@ def pod(
         meta["annotations"] = {"controller.kubernetes.io/pod-deletion-cost": cost}
     if deleting:
         meta["deletionTimestamp"] = stamp(0)
-    status: dict[str, Any] = {"phase": phase, "containerStatuses": [{"name": "c", "restartCount": restarts}]}
+    status: dict[str, Any] = {
+        "phase": phase,
+        "containerStatuses": [{"name": "c", "restartCount": restarts}],
+    }
     if ready_for is not None:
-        status["conditions"] = [{"type": "Ready", "status": "True", "lastTransitionTime": stamp(ready_for)}]
+        status["conditions"] = [
+            {"type": "Ready", "status": "True", "lastTransitionTime": stamp(ready_for)}
+        ]
     else:
-        status["conditions"] = [{"type": "Ready", "status": "False", "lastTransitionTime": stamp(60)}]
+        status["conditions"] = [
+            {"type": "Ready", "status": "False", "lastTransitionTime": stamp(60)}
+        ]
     spec: dict[str, Any] = {"containers": [{"name": "c", "image": "nginx"}]}
     if node:
         spec["nodeName"] = node
@@ -89,7 +96,15 @@ def test_plan_replicas(active: int, desired: int, burst: int, expected: ReplicaP
 
 @pytest.mark.parametrize(
     ("count", "batches"),
-    [(0, []), (1, [1]), (2, [1, 1]), (3, [1, 2]), (7, [1, 2, 4]), (10, [1, 2, 4, 3]), (20, [1, 2, 4, 8, 5])],
+    [
+        (0, []),
+        (1, [1]),
+        (2, [1, 1]),
+        (3, [1, 2]),
+        (7, [1, 2, 4]),
+        (10, [1, 2, 4, 3]),
+        (20, [1, 2, 4, 8, 5]),
+    ],
 )
 def test_slow_start_batches(count: int, batches: list[int]) -> None:
     assert slow_start_batches(count) == batches
@@ -111,8 +126,16 @@ def test_slow_start_batches(count: int, batches: list[int]) -> None:
         (pod("a", restarts=5), pod("b", restarts=1), "more restarts first"),
         (pod("a", created=10), pod("b", created=7200), "newer first"),
         # Ages in the same power-of-two bucket (about 68 and 69 minutes) rank alike: the uid decides.
-        (pod("a", created=4100, uid="1"), pod("b", created=4105, uid="2"), "same age bucket: lower uid first"),
-        (pod("a", created=4105, uid="1"), pod("b", created=4100, uid="2"), "same age bucket: lower uid first"),
+        (
+            pod("a", created=4100, uid="1"),
+            pod("b", created=4105, uid="2"),
+            "same age bucket: lower uid first",
+        ),
+        (
+            pod("a", created=4105, uid="1"),
+            pod("b", created=4100, uid="2"),
+            "same age bucket: lower uid first",
+        ),
     ],
 )
 def test_deletion_order(first: Object, second: Object, why: str) -> None:
@@ -154,7 +177,9 @@ def test_the_full_ranking() -> None:
 # -- pods and status ------------------------------------------------------------------------
 
 
-def replica_set(replicas: int = 3, min_ready: int = 0, conditions: list[Any] | None = None) -> Object:
+def replica_set(
+    replicas: int = 3, min_ready: int = 0, conditions: list[Any] | None = None
+) -> Object:
     rs: Object = {
         "apiVersion": "apps/v1",
         "kind": "ReplicaSet",
@@ -176,8 +201,14 @@ def replica_set(replicas: int = 3, min_ready: int = 0, conditions: list[Any] | N
 
 
 def test_pod_from_template() -> None:
-    reference = {"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": "web-abc", "uid": "rs-uid",
-                 "controller": True, "blockOwnerDeletion": True}
+    reference = {
+        "apiVersion": "apps/v1",
+        "kind": "ReplicaSet",
+        "name": "web-abc",
+        "uid": "rs-uid",
+        "controller": True,
+        "blockOwnerDeletion": True,
+    }
     made = pod_from_template(replica_set(), reference)
     assert made["metadata"] == {
         "generateName": "web-abc-",
@@ -230,8 +261,13 @@ def test_replica_failure_condition() -> None:
 def test_status_unchanged_needs_no_write() -> None:
     rs = replica_set(1)
     rs["metadata"]["generation"] = 1
-    rs["status"] = {"replicas": 1, "readyReplicas": 1, "availableReplicas": 1, "fullyLabeledReplicas": 1,
-                    "observedGeneration": 1}
+    rs["status"] = {
+        "replicas": 1,
+        "readyReplicas": 1,
+        "availableReplicas": 1,
+        "fullyLabeledReplicas": 1,
+        "observedGeneration": 1,
+    }
     status = calculate_status(rs, [pod("a", labels={"app": "web", "tier": "front"})], None, NOW)
     assert not status_needs_update(rs, status)
     rs["metadata"]["generation"] = 2  # a new spec not yet observed
@@ -251,7 +287,9 @@ def test_status_unchanged_needs_no_write() -> None:
         (6, 5, True),
     ],
 )
-def test_available_after_min_ready_seconds(ready_for: float | None, min_ready: int, available: bool) -> None:
+def test_available_after_min_ready_seconds(
+    ready_for: float | None, min_ready: int, available: bool
+) -> None:
     assert is_available(pod("a", ready_for=ready_for), min_ready, NOW) is available
 
 
@@ -263,7 +301,12 @@ def test_ready_without_a_transition_time_is_never_available_with_min_ready_secon
 
 
 def test_seconds_until_available() -> None:
-    pods = [pod("a", ready_for=1), pod("b", ready_for=3), pod("c", ready_for=60), pod("d", ready_for=None)]
+    pods = [
+        pod("a", ready_for=1),
+        pod("b", ready_for=3),
+        pod("c", ready_for=60),
+        pod("d", ready_for=None),
+    ]
     assert seconds_until_available(pods, 5, NOW) == pytest.approx(2.0)
     assert seconds_until_available([pod("c", ready_for=60)], 5, NOW) is None
     assert seconds_until_available(pods, 0, NOW) is None
@@ -302,8 +345,20 @@ OWNER: Object = {"metadata": {"name": "web-abc", "namespace": "default", "uid": 
 
 
 def owned(uid: str) -> Object:
-    return {"metadata": {"namespace": "default", "ownerReferences": [
-        {"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": "x", "uid": uid, "controller": True}]}}
+    return {
+        "metadata": {
+            "namespace": "default",
+            "ownerReferences": [
+                {
+                    "apiVersion": "apps/v1",
+                    "kind": "ReplicaSet",
+                    "name": "x",
+                    "uid": uid,
+                    "controller": True,
+                }
+            ],
+        }
+    }
 
 
 @pytest.mark.parametrize(
@@ -314,12 +369,26 @@ def owned(uid: str) -> Object:
         (owned("other"), OWNER, True, Claim.IGNORE),
         ({"metadata": {"namespace": "default"}}, OWNER, True, Claim.ADOPT),
         ({"metadata": {"namespace": "default"}}, OWNER, False, Claim.IGNORE),
-        ({"metadata": {"namespace": "default", "deletionTimestamp": "x"}}, OWNER, True, Claim.IGNORE),
+        (
+            {"metadata": {"namespace": "default", "deletionTimestamp": "x"}},
+            OWNER,
+            True,
+            Claim.IGNORE,
+        ),
         ({"metadata": {"namespace": "elsewhere"}}, OWNER, True, Claim.IGNORE),
         # An owner being deleted keeps what it has, but adopts and releases nothing.
-        (owned("rs-uid"), {"metadata": {**OWNER["metadata"], "deletionTimestamp": "x"}}, False, Claim.IGNORE),
-        ({"metadata": {"namespace": "default"}}, {"metadata": {**OWNER["metadata"], "deletionTimestamp": "x"}},
-         True, Claim.IGNORE),
+        (
+            owned("rs-uid"),
+            {"metadata": {**OWNER["metadata"], "deletionTimestamp": "x"}},
+            False,
+            Claim.IGNORE,
+        ),
+        (
+            {"metadata": {"namespace": "default"}},
+            {"metadata": {**OWNER["metadata"], "deletionTimestamp": "x"}},
+            True,
+            Claim.IGNORE,
+        ),
     ],
 )
 def test_claim_decision(obj: Object, owner: Object, matches: bool, decision: Claim) -> None:
@@ -327,9 +396,17 @@ def test_claim_decision(obj: Object, owner: Object, matches: bool, decision: Cla
 
 
 def test_adoption_and_release_patches() -> None:
-    reference = {"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": "web-abc", "uid": "rs-uid",
-                 "controller": True, "blockOwnerDeletion": True}
-    assert adoption_patch(reference, "pod-uid") == {"metadata": {"ownerReferences": [reference], "uid": "pod-uid"}}
+    reference = {
+        "apiVersion": "apps/v1",
+        "kind": "ReplicaSet",
+        "name": "web-abc",
+        "uid": "rs-uid",
+        "controller": True,
+        "blockOwnerDeletion": True,
+    }
+    assert adoption_patch(reference, "pod-uid") == {
+        "metadata": {"ownerReferences": [reference], "uid": "pod-uid"}
+    }
     assert release_patch("rs-uid", "pod-uid") == {
         "metadata": {"ownerReferences": [{"$patch": "delete", "uid": "rs-uid"}], "uid": "pod-uid"}
     }

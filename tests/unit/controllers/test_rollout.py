@@ -87,10 +87,21 @@ def deployment(
         spec["progressDeadlineSeconds"] = deadline
     if history_limit is not None:
         spec["revisionHistoryLimit"] = history_limit
-    meta: dict[str, Any] = {"name": "web", "namespace": "default", "uid": "d-uid", "generation": generation}
+    meta: dict[str, Any] = {
+        "name": "web",
+        "namespace": "default",
+        "uid": "d-uid",
+        "generation": generation,
+    }
     if annotations:
         meta["annotations"] = annotations
-    return {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": meta, "spec": spec, "status": status or {}}
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": meta,
+        "spec": spec,
+        "status": status or {},
+    }
 
 
 def replica_set(
@@ -124,7 +135,12 @@ def replica_set(
             "generation": 1,
         },
         "spec": {"replicas": replicas, "template": copy.deepcopy(template or TEMPLATE)},
-        "status": {"replicas": pods, "readyReplicas": available, "availableReplicas": available, "observedGeneration": 1},
+        "status": {
+            "replicas": pods,
+            "readyReplicas": available,
+            "availableReplicas": available,
+            "observedGeneration": 1,
+        },
     }
 
 
@@ -151,7 +167,9 @@ def sizes(steps: list[ScaleStep]) -> list[tuple[str, int]]:
         ("25%", "25%", 0, (0, 1)),
     ],
 )
-def test_resolve_fenceposts(surge: Any, unavailable: Any, desired: int, expected: tuple[int, int]) -> None:
+def test_resolve_fenceposts(
+    surge: Any, unavailable: Any, desired: int, expected: tuple[int, int]
+) -> None:
     assert resolve_fenceposts(surge, unavailable, desired) == expected
 
 
@@ -184,7 +202,9 @@ def test_max_surge_and_max_unavailable(d: Object, surge: int, unavailable: int) 
         (deployment(3, strategy="Recreate"), [3], 0, 3),
     ],
 )
-def test_new_replica_set_replicas(d: Object, old_sizes: list[int], new_size: int, expected: int) -> None:
+def test_new_replica_set_replicas(
+    d: Object, old_sizes: list[int], new_size: int, expected: int
+) -> None:
     olds: list[Object | None] = [replica_set(f"old{i}", n) for i, n in enumerate(old_sizes)]
     new = replica_set("new", new_size, template=OTHER_TEMPLATE)
     assert new_replica_set_replicas(d, [*olds, new], new) == expected
@@ -214,11 +234,26 @@ def test_plan_new_replica_set_scales_a_too_large_new_set_down() -> None:
     ("d", "olds", "new", "expected"),
     [
         # No unavailability allowed and the new pods are not available yet: nothing.
-        (deployment(10, surge=3, unavailable=0), [replica_set("old", 10)], replica_set("new", 3, available=0), []),
+        (
+            deployment(10, surge=3, unavailable=0),
+            [replica_set("old", 10)],
+            replica_set("new", 3, available=0),
+            [],
+        ),
         # The surge pods became available: the old set gives up as many.
-        (deployment(10, surge=3, unavailable=0), [replica_set("old", 10)], replica_set("new", 3), [("old", 7)]),
+        (
+            deployment(10, surge=3, unavailable=0),
+            [replica_set("old", 10)],
+            replica_set("new", 3),
+            [("old", 7)],
+        ),
         # maxUnavailable lets the old set shrink before any new pod exists.
-        (deployment(10, surge=0, unavailable=2), [replica_set("old", 10)], replica_set("new", 0), [("old", 8)]),
+        (
+            deployment(10, surge=0, unavailable=2),
+            [replica_set("old", 10)],
+            replica_set("new", 0),
+            [("old", 8)],
+        ),
         # Unavailable old pods go first: removing them costs no availability.
         (
             deployment(10, surge=0, unavailable=2),
@@ -254,7 +289,9 @@ def test_plan_new_replica_set_scales_a_too_large_new_set_down() -> None:
         ),
     ],
 )
-def test_plan_old_replica_sets(d: Object, olds: list[Object], new: Object, expected: list[tuple[str, int]]) -> None:
+def test_plan_old_replica_sets(
+    d: Object, olds: list[Object], new: Object, expected: list[tuple[str, int]]
+) -> None:
     assert sizes(plan_old_replica_sets(d, [*olds, new], olds, new)) == expected
 
 
@@ -313,7 +350,9 @@ def test_proportional_scaling_during_a_rollout(
     replicas: int, new_size: int, old_size: int, annotated: int, expected: dict[str, int]
 ) -> None:
     d = deployment(replicas, surge=0, unavailable=1)
-    new = replica_set("new", new_size, maximum=annotated, desired=annotated, created=10, template=OTHER_TEMPLATE)
+    new = replica_set(
+        "new", new_size, maximum=annotated, desired=annotated, created=10, template=OTHER_TEMPLATE
+    )
     old = replica_set("old", old_size, maximum=annotated, desired=annotated, created=90)
     planned = dict(sizes(plan_scale(d, new, [old])))
     assert planned == expected
@@ -345,7 +384,9 @@ def test_recreate_is_not_scaled_in_proportion() -> None:
 def test_is_scaling_event() -> None:
     d = deployment(5)
     assert is_scaling_event(d, replica_set("new", 3, desired=3), [])
-    assert not is_scaling_event(d, replica_set("new", 5, desired=5), [replica_set("old", 0, desired=3)])
+    assert not is_scaling_event(
+        d, replica_set("new", 5, desired=5), [replica_set("old", 0, desired=3)]
+    )
     assert not is_scaling_event(d, replica_set("new", 5), [])  # no annotation: not ours to judge
 
 
@@ -361,7 +402,9 @@ def test_the_new_replica_set_is_the_oldest_with_the_template_ignoring_the_hash()
     other = replica_set("other", 1, created=50, template=OTHER_TEMPLATE)
     found = find_new_replica_set(d, [young, other, old_same])
     assert found is old_same
-    assert [rs["metadata"]["name"] for rs in find_old_replica_sets(d, [young, other, old_same])] == ["young", "other"]
+    assert [
+        rs["metadata"]["name"] for rs in find_old_replica_sets(d, [young, other, old_same])
+    ] == ["young", "other"]
     assert find_new_replica_set(deployment(3, template=OTHER_TEMPLATE), [young]) is None
 
 
@@ -390,15 +433,28 @@ def test_safe_encode_maps_digits_as_kube_does() -> None:
 
 
 def test_new_replica_set_object() -> None:
-    d = deployment(4, surge=1, unavailable=1, annotations={"team": "a", "kubectl.kubernetes.io/last-applied-configuration": "{}"})
+    d = deployment(
+        4,
+        surge=1,
+        unavailable=1,
+        annotations={"team": "a", "kubectl.kubernetes.io/last-applied-configuration": "{}"},
+    )
     old = replica_set("old", 4, revision=3, template=OTHER_TEMPLATE)
-    reference = {"apiVersion": "apps/v1", "kind": "Deployment", "name": "web", "uid": "d-uid", "controller": True}
+    reference = {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "name": "web",
+        "uid": "d-uid",
+        "controller": True,
+    }
     rs = new_replica_set(d, [old], reference)
     template_hash = pod_template_hash(TEMPLATE, None)
     assert rs["metadata"]["name"] == f"web-{template_hash}"
     assert rs["metadata"]["labels"] == {"app": "web", POD_TEMPLATE_HASH: template_hash}
     assert rs["metadata"]["ownerReferences"] == [reference]
-    assert rs["spec"]["selector"] == {"matchLabels": {"app": "web", POD_TEMPLATE_HASH: template_hash}}
+    assert rs["spec"]["selector"] == {
+        "matchLabels": {"app": "web", POD_TEMPLATE_HASH: template_hash}
+    }
     assert rs["spec"]["template"]["metadata"]["labels"][POD_TEMPLATE_HASH] == template_hash
     assert rs["spec"]["replicas"] == 1  # 4 old pods + 1 surge
     assert rs["metadata"]["annotations"] == {
@@ -421,7 +477,9 @@ def test_rolling_back_to_a_replica_set_keeps_its_old_revision_in_the_history() -
     again, _ = new_replica_set_annotations(d, rs, 6, exists=True)
     assert again[REVISION_HISTORY] == "1,4"
     # An up-to-date revision changes nothing.
-    _, changed = new_replica_set_annotations(d, {**rs, "metadata": {**rs["metadata"], "annotations": again}}, 6, exists=True)
+    _, changed = new_replica_set_annotations(
+        d, {**rs, "metadata": {**rs["metadata"], "annotations": again}}, 6, exists=True
+    )
     assert not changed
 
 
@@ -485,13 +543,40 @@ def test_calculate_status_counts_and_availability() -> None:
 
 def test_set_condition_keeps_transition_time_and_ignores_same_reason() -> None:
     status: dict[str, Any] = {}
-    set_condition(status, {"type": "Progressing", "status": "True", "reason": "A", "message": "a",
-                           "lastUpdateTime": stamp(60), "lastTransitionTime": stamp(60)})
-    set_condition(status, {"type": "Progressing", "status": "True", "reason": "A", "message": "changed",
-                           "lastUpdateTime": stamp(0), "lastTransitionTime": stamp(0)})
+    set_condition(
+        status,
+        {
+            "type": "Progressing",
+            "status": "True",
+            "reason": "A",
+            "message": "a",
+            "lastUpdateTime": stamp(60),
+            "lastTransitionTime": stamp(60),
+        },
+    )
+    set_condition(
+        status,
+        {
+            "type": "Progressing",
+            "status": "True",
+            "reason": "A",
+            "message": "changed",
+            "lastUpdateTime": stamp(0),
+            "lastTransitionTime": stamp(0),
+        },
+    )
     assert status["conditions"][0]["message"] == "a"
-    set_condition(status, {"type": "Progressing", "status": "True", "reason": "B", "message": "b",
-                           "lastUpdateTime": stamp(0), "lastTransitionTime": stamp(0)})
+    set_condition(
+        status,
+        {
+            "type": "Progressing",
+            "status": "True",
+            "reason": "B",
+            "message": "b",
+            "lastUpdateTime": stamp(0),
+            "lastTransitionTime": stamp(0),
+        },
+    )
     assert status["conditions"][0]["lastTransitionTime"] == stamp(60)
     assert status["conditions"][0]["lastUpdateTime"] == stamp(0)
 
@@ -505,10 +590,23 @@ def progressing(status: dict[str, Any]) -> tuple[str, str, str]:
 def test_rollout_progress_conditions() -> None:
     new = replica_set("web-abc", 2, available=1)
     d = deployment(2, status={"replicas": 2, "updatedReplicas": 2, "availableReplicas": 0})
-    set_condition(d["status"], {"type": "Progressing", "status": "True", "reason": "NewReplicaSetCreated",
-                                "message": "", "lastUpdateTime": stamp(30), "lastTransitionTime": stamp(30)})
+    set_condition(
+        d["status"],
+        {
+            "type": "Progressing",
+            "status": "True",
+            "reason": "NewReplicaSetCreated",
+            "message": "",
+            "lastUpdateTime": stamp(30),
+            "lastTransitionTime": stamp(30),
+        },
+    )
     status = rollout_status([new], new, d, NOW)
-    assert progressing(status) == ("True", "ReplicaSetUpdated", 'ReplicaSet "web-abc" is progressing.')
+    assert progressing(status) == (
+        "True",
+        "ReplicaSetUpdated",
+        'ReplicaSet "web-abc" is progressing.',
+    )
     condition = get_condition(status, "Progressing")
     assert condition is not None
     assert condition["lastTransitionTime"] == stamp(30)
@@ -516,14 +614,27 @@ def test_rollout_progress_conditions() -> None:
 
     done = replica_set("web-abc", 2, available=2)
     status = rollout_status([done], done, d, NOW)
-    assert progressing(status) == ("True", "NewReplicaSetAvailable", 'ReplicaSet "web-abc" has successfully progressed.')
+    assert progressing(status) == (
+        "True",
+        "NewReplicaSetAvailable",
+        'ReplicaSet "web-abc" has successfully progressed.',
+    )
 
 
 def test_rollout_times_out_past_its_deadline() -> None:
     stuck = replica_set("web-abc", 2, available=0)
     d = deployment(2, deadline=10, status={"replicas": 2, "updatedReplicas": 2})
-    set_condition(d["status"], {"type": "Progressing", "status": "True", "reason": "ReplicaSetUpdated",
-                                "message": "", "lastUpdateTime": stamp(4), "lastTransitionTime": stamp(4)})
+    set_condition(
+        d["status"],
+        {
+            "type": "Progressing",
+            "status": "True",
+            "reason": "ReplicaSetUpdated",
+            "message": "",
+            "lastUpdateTime": stamp(4),
+            "lastTransitionTime": stamp(4),
+        },
+    )
     status = rollout_status([stuck], stuck, d, NOW)
     assert progressing(status)[1] == "ReplicaSetUpdated"
     assert status_equal(d["status"], status) is False  # the Available condition is new
@@ -534,7 +645,11 @@ def test_rollout_times_out_past_its_deadline() -> None:
     assert stuck_recheck_after(d, status, NOW) == pytest.approx(7.0)
     later = NOW + timedelta(seconds=7)
     status = rollout_status([stuck], stuck, d, later)
-    assert progressing(status) == ("False", "ProgressDeadlineExceeded", 'ReplicaSet "web-abc" has timed out progressing.')
+    assert progressing(status) == (
+        "False",
+        "ProgressDeadlineExceeded",
+        'ReplicaSet "web-abc" has timed out progressing.',
+    )
     d["status"] = status
     assert stuck_recheck_after(d, status, later) is None
 
@@ -547,14 +662,30 @@ def test_no_progressing_condition_without_a_deadline() -> None:
 
 def test_replica_failure_is_copied_from_the_replica_sets() -> None:
     rs = replica_set("web-abc", 2, pods=0)
-    rs["status"]["conditions"] = [{"type": "ReplicaFailure", "status": "True", "reason": "FailedCreate",
-                                   "message": "quota", "lastTransitionTime": stamp(5)}]
+    rs["status"]["conditions"] = [
+        {
+            "type": "ReplicaFailure",
+            "status": "True",
+            "reason": "FailedCreate",
+            "message": "quota",
+            "lastTransitionTime": stamp(5),
+        }
+    ]
     status = rollout_status([rs], rs, deployment(2), NOW)
     failure = get_condition(status, "ReplicaFailure")
     assert failure is not None
-    assert (failure["reason"], failure["message"], failure["lastUpdateTime"]) == ("FailedCreate", "quota", stamp(5))
+    assert (failure["reason"], failure["message"], failure["lastUpdateTime"]) == (
+        "FailedCreate",
+        "quota",
+        stamp(5),
+    )
     rs["status"].pop("conditions")
-    assert get_condition(rollout_status([rs], rs, {**deployment(2), "status": status}, NOW), "ReplicaFailure") is None
+    assert (
+        get_condition(
+            rollout_status([rs], rs, {**deployment(2), "status": status}, NOW), "ReplicaFailure"
+        )
+        is None
+    )
 
 
 def test_pausing_and_resuming_record_an_unknown_progressing_condition() -> None:

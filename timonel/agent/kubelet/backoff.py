@@ -39,6 +39,13 @@ class Backoff:
             return False
         return now - event_time < entry.delay
 
+    def in_backoff_since_update(self, key: str, now: float) -> bool:
+        """Whether less than the current delay has passed since the delay last grew."""
+        entry = self._entries.get(key)
+        if entry is None or self._expired(entry, now):
+            return False
+        return now - entry.last_update < entry.delay
+
     def remaining(self, key: str, event_time: float, now: float) -> float:
         """Seconds until `key` leaves the backoff that started at `event_time`."""
         entry = self._entries.get(key)

@@ -82,11 +82,10 @@ def _unique(values: Sequence[str]) -> list[str]:
 
 def _merge_options(existing: Sequence[str], extra: Sequence[Any]) -> list[str]:
     merged: dict[str, str] = {}
-    for option in existing:
-        name = option.split(":", 1)[0]
-        merged[name] = option
-    for option in extra:
-        option = _dict(option)
+    for text in existing:
+        merged[text.split(":", 1)[0]] = text
+    for entry in extra:
+        option = _dict(entry)
         name = str(option.get("name", ""))
         if not name:
             continue
@@ -96,7 +95,7 @@ def _merge_options(existing: Sequence[str], extra: Sequence[Any]) -> list[str]:
 
 
 def effective_dns_policy(pod: Object, cluster: ClusterDns) -> str:
-    """"ClusterFirst", "Default" or "None": what the pod's dnsPolicy amounts to here."""
+    """ "ClusterFirst", "Default" or "None": what the pod's dnsPolicy amounts to here."""
     spec = _dict(pod.get("spec"))
     policy = spec.get("dnsPolicy") or "ClusterFirst"
     if policy == "ClusterFirstWithHostNet":

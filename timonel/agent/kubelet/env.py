@@ -278,9 +278,9 @@ def resource_field_value(
     divisor = _quantity(resource_ref.get("divisor"))
     if divisor is None or divisor.is_zero():
         divisor = parse_quantity_value("1")
-    if part not in ("limits", "requests") or name not in ("cpu", "memory", "ephemeral-storage"):
-        if not name.startswith("hugepages-"):
-            raise ContainerConfigError(f"unsupported container resource: {resource}")
+    known = part in ("limits", "requests") and name in ("cpu", "memory", "ephemeral-storage")
+    if not known and not name.startswith("hugepages-"):
+        raise ContainerConfigError(f"unsupported container resource: {resource}")
     if name == "cpu":
         return str(math.ceil(amount.milli_value() / divisor.milli_value()))
     return str(math.ceil(amount.value() / divisor.value()))
@@ -307,11 +307,15 @@ def container_environment(
         prefix = str(source.get("prefix", ""))
         if "configMapRef" in source:
             ref = _dict(source["configMapRef"])
-            found = _config_map(namespace, str(ref.get("name", "")), context, bool(ref.get("optional")))
+            found = _config_map(
+                namespace, str(ref.get("name", "")), context, bool(ref.get("optional"))
+            )
             entries: dict[str, str] = config_map_data(found) if found is not None else {}
         elif "secretRef" in source:
             ref = _dict(source["secretRef"])
-            secret = _secret(namespace, str(ref.get("name", "")), context, bool(ref.get("optional")))
+            secret = _secret(
+                namespace, str(ref.get("name", "")), context, bool(ref.get("optional"))
+            )
             entries = (
                 {k: v.decode(errors="replace") for k, v in secret_data(secret).items()}
                 if secret is not None
@@ -329,13 +333,13 @@ def container_environment(
             return values[name]
         return context.service_env.get(name)
 
-    for variable in _list(container.get("env")):
-        variable = _dict(variable)
+    for entry in _list(container.get("env")):
+        variable = _dict(entry)
         name = str(variable.get("name", ""))
-        value = variable.get("value")
+        literal = variable.get("value")
         source = _dict(variable.get("valueFrom"))
-        if value:
-            values[name] = expand(str(value), lookup)
+        if literal:
+            values[name] = expand(str(literal), lookup)
         elif source:
             resolved = _value_from(pod, container, source, namespace, context)
             if resolved is None:

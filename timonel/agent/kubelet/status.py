@@ -29,7 +29,6 @@ from timonel.agent.kubelet.actions import (
     should_restart,
 )
 from timonel.agent.kubelet.runtimestate import (
-    CREATED,
     EXITED,
     RUNNING,
     UNKNOWN,
@@ -92,7 +91,9 @@ def _terminated(container: ContainerState, container_id: str) -> dict[str, Any]:
     return terminated
 
 
-def _state_of(container: ContainerState, container_id: str, old: Mapping[str, Any] | None) -> dict[str, Any]:
+def _state_of(
+    container: ContainerState, container_id: str, old: Mapping[str, Any] | None
+) -> dict[str, Any]:
     if container.state == RUNNING:
         return {"running": {"startedAt": rfc3339(container.started_at)}}
     if container.state == EXITED:
@@ -114,7 +115,10 @@ def _volume_mounts(spec_container: Mapping[str, Any]) -> list[dict[str, Any]]:
     mounts = []
     for mount in _list(spec_container.get("volumeMounts")):
         mount = _dict(mount)
-        entry: dict[str, Any] = {"name": mount.get("name", ""), "mountPath": mount.get("mountPath", "")}
+        entry: dict[str, Any] = {
+            "name": mount.get("name", ""),
+            "mountPath": mount.get("mountPath", ""),
+        }
         if mount.get("readOnly"):
             entry["readOnly"] = True
             entry["recursiveReadOnly"] = mount.get("recursiveReadOnly") or "Disabled"
@@ -156,41 +160,46 @@ def _container_statuses(
         statuses[name] = status
 
     seen: dict[str, int] = {}
-    for container in runtime.containers:
-        if container.name not in statuses or seen.get(container.name, 0) >= 2:
+    for found in runtime.containers:
+        if found.name not in statuses or seen.get(found.name, 0) >= 2:
             continue
-        container_id = f"{inputs.runtime_name}://{container.id}"
-        old = old_by_name.get(container.name)
-        state = _state_of(container, container_id, old)
-        if seen.get(container.name, 0) == 0:
-            spec_container = next(c for c in spec_containers if c.get("name") == container.name)
+        container_id = f"{inputs.runtime_name}://{found.id}"
+        old = old_by_name.get(found.name)
+        state = _state_of(found, container_id, old)
+        if seen.get(found.name, 0) == 0:
+            spec_container = next(c for c in spec_containers if c.get("name") == found.name)
             status = {
-                "name": container.name,
-                "image": _reported_image(spec_container, container),
-                "imageID": container.image_ref,
+                "name": found.name,
+                "image": _reported_image(spec_container, found),
+                "imageID": found.image_ref,
                 "containerID": container_id,
                 "lastState": {},
                 "ready": False,
-                "restartCount": container.restart_count,
+                "restartCount": found.restart_count,
                 "started": False,
                 "state": state,
             }
-            if container.state == UNKNOWN and "terminated" in state and old is not None:
+            if found.state == UNKNOWN and "terminated" in state and old is not None:
                 status["restartCount"] = int(old.get("restartCount", 0)) + 1
             mounts = _volume_mounts(spec_container)
             if mounts:
                 status["volumeMounts"] = mounts
-            statuses[container.name] = status
+            statuses[found.name] = status
         else:
-            statuses[container.name]["lastState"] = state
-        seen[container.name] = seen.get(container.name, 0) + 1
+            statuses[found.name]["lastState"] = state
+        seen[found.name] = seen.get(found.name, 0) + 1
 
     for container in spec_containers:
         name = str(container.get("name", ""))
         latest = runtime.latest(name)
-        if is_init and not is_sidecar(container):
-            if latest is not None and latest.state == EXITED and latest.exit_code == 0:
-                continue
+        if (
+            is_init
+            and not is_sidecar(container)
+            and latest is not None
+            and latest.state == EXITED
+            and latest.exit_code == 0
+        ):
+            continue
         if not should_restart(container, pod, runtime):
             continue
         waiting = inputs.waiting_reasons.get(name)
@@ -200,7 +209,9 @@ def _container_statuses(
         if "terminated" in _dict(status.get("state")):
             status["lastState"] = status["state"]
         reason, message = waiting
-        status["state"] = {"waiting": {"reason": reason, **({"message": message} if message else {})}}
+        status["state"] = {
+            "waiting": {"reason": reason, **({"message": message} if message else {})}
+        }
 
     for container in spec_containers:
         status = statuses[str(container.get("name", ""))]
@@ -235,7 +246,7 @@ def normalized_image_name(image: str) -> str:
     if not image:
         return ""
     name, at, digest = image.partition("@")
-    first, slash, rest = name.partition("/")
+    first, slash, _ = name.partition("/")
     if not slash or ("." not in first and ":" not in first and first != "localhost"):
         name = f"docker.io/{name}" if slash else f"docker.io/library/{name}"
     if at:
@@ -246,7 +257,9 @@ def normalized_image_name(image: str) -> str:
     return name
 
 
-def pod_phase(pod: Object, init_statuses: list[dict[str, Any]], statuses: list[dict[str, Any]], terminal: bool) -> str:
+def pod_phase(
+    pod: Object, init_statuses: list[dict[str, Any]], statuses: list[dict[str, Any]], terminal: bool
+) -> str:
     """kubelet's getPhase."""
     by_name = {str(s.get("name")): s for s in [*init_statuses, *statuses]}
     pending_initialization = 0
@@ -350,7 +363,9 @@ def _names(values: list[str]) -> str:
     return "[" + " ".join(values) + "]"
 
 
-def initialized_condition(pod: Object, init_statuses: list[dict[str, Any]], statuses: list[dict[str, Any]], phase: str) -> dict[str, Any]:
+def initialized_condition(
+    pod: Object, init_statuses: list[dict[str, Any]], statuses: list[dict[str, Any]], phase: str
+) -> dict[str, Any]:
     inits = init_containers(pod)
     if not inits:
         return {"type": "Initialized", "status": "True"}
@@ -389,7 +404,9 @@ def initialized_condition(pod: Object, init_statuses: list[dict[str, Any]], stat
     return {"type": "Initialized", "status": "True"}
 
 
-def containers_ready_condition(pod: Object, init_statuses: list[dict[str, Any]], statuses: list[dict[str, Any]], phase: str) -> dict[str, Any]:
+def containers_ready_condition(
+    pod: Object, init_statuses: list[dict[str, Any]], statuses: list[dict[str, Any]], phase: str
+) -> dict[str, Any]:
     by_name = {str(s.get("name")): s for s in [*init_statuses, *statuses]}
     unknown: list[str] = []
     unready: list[str] = []
@@ -419,7 +436,9 @@ def containers_ready_condition(pod: Object, init_statuses: list[dict[str, Any]],
     return {"type": "ContainersReady", "status": "True"}
 
 
-def ready_condition(pod: Object, containers_ready: Mapping[str, Any], conditions: list[Any]) -> dict[str, Any]:
+def ready_condition(
+    pod: Object, containers_ready: Mapping[str, Any], conditions: list[Any]
+) -> dict[str, Any]:
     if containers_ready.get("status") != "True":
         ready = {"type": "Ready", "status": containers_ready.get("status")}
         for key in ("reason", "message"):
@@ -432,7 +451,9 @@ def ready_condition(pod: Object, containers_ready: Mapping[str, Any], conditions
         kind = str(_dict(gate).get("conditionType", ""))
         condition = by_type.get(kind)
         if condition is None:
-            messages.append(f'corresponding condition of pod readiness gate "{kind}" does not exist.')
+            messages.append(
+                f'corresponding condition of pod readiness gate "{kind}" does not exist.'
+            )
         elif condition.get("status") != "True":
             messages.append(
                 f'the status of pod readiness gate "{kind}" is not "True", but {condition.get("status")}'
@@ -463,10 +484,17 @@ def _with_times(condition: dict[str, Any], old_conditions: list[Any], now: str) 
     }
 
 
-def generate_pod_status(pod: Object, runtime: PodRuntime, inputs: PodStatusInputs) -> dict[str, Any]:
+def generate_pod_status(
+    pod: Object, runtime: PodRuntime, inputs: PodStatusInputs
+) -> dict[str, Any]:
     old = _dict(pod.get("status"))
     init_statuses = _container_statuses(
-        pod, runtime, init_containers(pod), _list(old.get("initContainerStatuses")), inputs, is_init=True
+        pod,
+        runtime,
+        init_containers(pod),
+        _list(old.get("initContainerStatuses")),
+        inputs,
+        is_init=True,
     )
     statuses = _container_statuses(
         pod, runtime, containers(pod), _list(old.get("containerStatuses")), inputs, is_init=False
@@ -513,7 +541,9 @@ def generate_pod_status(pod: Object, runtime: PodRuntime, inputs: PodStatusInput
     elif sandbox is not None and sandbox.ips:
         pod_ips = list(sandbox.ips)
     else:
-        pod_ips = [str(_dict(ip).get("ip")) for ip in _list(old.get("podIPs")) if _dict(ip).get("ip")]
+        pod_ips = [
+            str(_dict(ip).get("ip")) for ip in _list(old.get("podIPs")) if _dict(ip).get("ip")
+        ]
     if pod_ips:
         status["podIP"] = pod_ips[0]
         status["podIPs"] = [{"ip": ip} for ip in pod_ips]
@@ -549,9 +579,12 @@ def qos_class(pod: Object) -> str:
             guaranteed = False
     if not requests and not limits:
         return "BestEffort"
-    if guaranteed and all(limits.get(name) == amount for name, amount in requests.items()):
-        if len(requests) == len(limits):
-            return "Guaranteed"
+    if (
+        guaranteed
+        and len(requests) == len(limits)
+        and all(limits.get(name) == amount for name, amount in requests.items())
+    ):
+        return "Guaranteed"
     return "Burstable"
 
 

@@ -114,6 +114,8 @@ class ContainerdSettings:
     stream_port: int = 0
     runc_binary: str = RUNC_BINARY
     log_level: str = "info"
+    extra_config: str = ""
+    """More TOML appended to the config (the agent's registry mirrors and credentials)."""
 
 
 def _toml_string(value: str | Path) -> str:
@@ -178,7 +180,7 @@ disabled_plugins = [{disabled}]
   bin_dir = {_toml_string(settings.cni_bin_dir)}
   conf_dir = {_toml_string(settings.cni_conf_dir)}
   max_conf_num = 1
-"""
+""" + (f"\n{settings.extra_config}" if settings.extra_config else "")
 
 
 def containerd_command(config: Path, *, netns: str | None = None) -> list[str]:
@@ -291,6 +293,7 @@ class ManagedContainerd:
         cni_bin_dir: Path | str = CNI_BIN_DIR,
         stream_address: str = "127.0.0.1",
         netns: str | None = None,
+        extra_config: str = "",
         ready_timeout: float = 30.0,
         stop_timeout: float = 10.0,
         restart_backoff: tuple[float, float] = (0.5, 30.0),
@@ -304,6 +307,7 @@ class ManagedContainerd:
             cni_conf_dir=Path(cni_conf_dir),
             cni_bin_dir=Path(cni_bin_dir),
             stream_address=stream_address,
+            extra_config=extra_config,
         )
         self.ready_timeout = ready_timeout
         self.stop_timeout = stop_timeout

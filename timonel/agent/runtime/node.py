@@ -50,8 +50,10 @@ class NodeRuntime:
         netns: str | None = None,
         stream_address: str = "127.0.0.1",
         network: PodNetwork | None = None,
+        extra_containerd_config: str = "",
     ) -> None:
-        """`network` overrides the default names derived from `node_name` (see cni.py)."""
+        """`network` overrides the default names derived from `node_name` (see cni.py);
+        `extra_containerd_config` is TOML appended to containerd's config."""
         self.node_name = node_name
         self.state_dir = Path(state_dir)
         self.run_dir = Path(run_dir)
@@ -72,6 +74,7 @@ class NodeRuntime:
             cni_conf_dir=self.cni_conf_dir,
             stream_address=stream_address,
             netns=netns,
+            extra_config=extra_containerd_config,
         )
 
     @property

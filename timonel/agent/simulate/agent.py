@@ -32,6 +32,7 @@ import logging
 import os
 import random
 import signal
+import ssl
 import time
 from collections import Counter
 from collections.abc import Coroutine
@@ -42,8 +43,14 @@ from typing import Any, Final
 
 import aiohttp
 
+from timonel.agent.join import (
+    JoinError,
+    UntrustedServer,
+    check_cluster_ca,
+    fetch_cluster_ca,
+    trusting,
+)
 from timonel.agent.simulate.config import SimulateConfig
-from timonel.agent.simulate.connect import JoinError, UntrustedServer, join
 from timonel.agent.simulate.nodes import (
     NODE_LEASE_NAMESPACE,
     IPExhausted,
@@ -70,6 +77,7 @@ from timonel.api.objects import Object, now_rfc3339, object_key
 from timonel.client.informer import Informer
 from timonel.client.resources import LEASES, NODES, PODS
 from timonel.client.rest import MERGE_PATCH, STRATEGIC_MERGE_PATCH, ApiClient
+from timonel.client.transport import HttpsTransport
 from timonel.client.workqueue import WorkQueue
 
 log = logging.getLogger(__name__)
@@ -112,13 +120,15 @@ class _Planned:
 
 @dataclass
 class SimulatedNodes:
-    """The simulated nodes of one agent over one API client; `run()` until cancelled."""
+    """The simulated nodes of one agent; `run()` until cancelled. Heartbeats go through
+    `heartbeat_client` when given, so that they have connections of their own."""
 
     client: ApiClient
     names: list[str]
     config: SimulateConfig = field(default_factory=SimulateConfig)
     paused_file: Path | None = None
     rng: random.Random = field(default_factory=random.Random)
+    heartbeat_client: ApiClient | None = None
 
     def __post_init__(self) -> None:
         self._index = {name: i for i, name in enumerate(self.names)}
@@ -147,7 +157,8 @@ class SimulatedNodes:
         self._wake = asyncio.Event()
         self._in_flight: set[str] = set()
         self._background: set[asyncio.Task[None]] = set()
-        self._heartbeat_slots = asyncio.Semaphore(max(1, self.config.concurrency // 2))
+        self._beats = self.heartbeat_client or self.client
+        self._heartbeat_slots = asyncio.Semaphore(self.config.heartbeat_concurrency)
         self._heartbeats_waiting = 0
         self._heartbeats_on_time = asyncio.Event()
         self._heartbeats_on_time.set()
@@ -307,7 +318,7 @@ class SimulatedNodes:
                     last_report=self._last_report.get(name, 0.0),
                     report_period=self.config.status_report_period,
                 ):
-                    await self.client.patch(
+                    await self._beats.patch(
                         NODES,
                         name,
                         heartbeat_patch(node, now_rfc3339()),
@@ -338,16 +349,16 @@ class SimulatedNodes:
         )
         try:
             if cached is None:
-                self._leases[name] = await self.client.create(LEASES, lease)
+                self._leases[name] = await self._beats.create(LEASES, lease)
             else:
-                self._leases[name] = await self.client.update(LEASES, lease)
+                self._leases[name] = await self._beats.update(LEASES, lease)
             return
         except StatusError as exc:
             if exc.code not in (404, 409):
                 raise
         # Someone else wrote it, or it is gone (or already there): start from the server's copy.
         try:
-            current: Object | None = await self.client.get(LEASES, name, NODE_LEASE_NAMESPACE)
+            current: Object | None = await self._beats.get(LEASES, name, NODE_LEASE_NAMESPACE)
         except StatusError as exc:
             if exc.code != 404:
                 raise
@@ -356,9 +367,9 @@ class SimulatedNodes:
             current, node_name=name, node_uid=node_uid, now=_micro_now(), duration_seconds=duration
         )
         if current is None:
-            self._leases[name] = await self.client.create(LEASES, lease)
+            self._leases[name] = await self._beats.create(LEASES, lease)
         else:
-            self._leases[name] = await self.client.update(LEASES, lease)
+            self._leases[name] = await self._beats.update(LEASES, lease)
 
     # -- paused nodes -----------------------------------------------------------------------
 
@@ -568,13 +579,15 @@ class SimulateOptions:
     config: SimulateConfig = field(default_factory=SimulateConfig)
 
 
-async def _join_when_reachable(options: SimulateOptions) -> ApiClient:
+async def _trust_when_reachable(options: SimulateOptions) -> ssl.SSLContext:
+    """A TLS context trusting the cluster CA the token pins, retried while the server
+    cannot be reached; a server whose CA the token does not pin is refused at once."""
     backoff = 0.5
     while True:
         try:
-            return await join(
-                options.server, options.token, user_agent=USER_AGENT, field_manager=FIELD_MANAGER
-            )
+            ca_pem = await fetch_cluster_ca(options.server)
+            check_cluster_ca(ca_pem, options.token)
+            return trusting(ca_pem)
         except UntrustedServer:
             raise
         except JoinError as exc:
@@ -600,13 +613,22 @@ async def run_simulated_agent(options: SimulateOptions) -> None:
         with contextlib.suppress(NotImplementedError):
             loop.add_signal_handler(sig, on_signal)
     started = time.perf_counter()
-    client = await _join_when_reachable(options)
+    context = await _trust_when_reachable(options)
     log.info("joined %s in %.0f ms", options.server, (time.perf_counter() - started) * 1000)
+    # Two clients, two connection pools: pod updates never hold up lease renewals.
+    client, heartbeat_client = (
+        ApiClient(
+            HttpsTransport(options.server, context, token=options.token, user_agent=USER_AGENT),
+            field_manager=FIELD_MANAGER,
+        )
+        for _ in range(2)
+    )
     nodes = SimulatedNodes(
         client,
         node_names(options.node_name_prefix, options.count),
         options.config,
         paused_file=options.data_dir / PAUSED_NODES_FILE,
+        heartbeat_client=heartbeat_client,
     )
     running = asyncio.create_task(nodes.run(), name="simulated-nodes")
     stopping = asyncio.create_task(stop.wait())
@@ -617,6 +639,7 @@ async def run_simulated_agent(options: SimulateOptions) -> None:
             task.cancel()
         results = await asyncio.gather(running, stopping, return_exceptions=True)
         await client.close()
+        await heartbeat_client.close()
     failure = results[0]
     if isinstance(failure, BaseException) and not isinstance(failure, asyncio.CancelledError):
         raise failure

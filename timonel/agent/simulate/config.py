@@ -11,7 +11,8 @@ periods, concurrency and the stage table, from `--simulate-config FILE` (YAML) a
     leaseDurationSeconds: 40
     heartbeatPeriod: 10s           # lease renewal (and status check) period per node
     statusReportPeriod: 5m         # a status write at least this often
-    concurrency: 32                # API requests in flight for pods, and for heartbeats
+    concurrency: 32                # pod status writes and deletes in flight
+    heartbeatConcurrency: 64       # lease renewals in flight (on connections of their own)
     stages: [...]                  # replaces the built-in stage table (see stages.py)
 """
 
@@ -52,6 +53,7 @@ class SimulateConfig:
     heartbeat_period: float = 10.0
     status_report_period: float = 300.0
     concurrency: int = 32
+    heartbeat_concurrency: int = 64
     stages: tuple[Stage, ...] = DEFAULT_STAGES
 
 
@@ -130,7 +132,8 @@ def _network(value: Any, where: str) -> str:
 _KNOWN_KEYS: Final = frozenset(
     {
         "capacity", "labels", "annotations", "taints", "nodeIPRange", "podIPRange",
-        "leaseDurationSeconds", "heartbeatPeriod", "statusReportPeriod", "concurrency", "stages",
+        "leaseDurationSeconds", "heartbeatPeriod", "statusReportPeriod", "concurrency",
+        "heartbeatConcurrency", "stages",
     }
 )  # fmt: skip
 
@@ -168,6 +171,9 @@ def config_from_data(data: Any) -> SimulateConfig:
                 data.get("statusReportPeriod", config.status_report_period)
             ),
             "concurrency": int(data.get("concurrency", config.concurrency)),
+            "heartbeat_concurrency": int(
+                data.get("heartbeatConcurrency", config.heartbeat_concurrency)
+            ),
         }
     except (TypeError, ValueError) as exc:
         if isinstance(exc, ConfigError):
@@ -180,8 +186,8 @@ def config_from_data(data: Any) -> SimulateConfig:
             raise ConfigError(str(exc)) from None
     if changes["heartbeat_period"] <= 0:
         raise ConfigError("heartbeatPeriod: must be positive")
-    if changes["concurrency"] < 1:
-        raise ConfigError("concurrency: must be at least 1")
+    if changes["concurrency"] < 1 or changes["heartbeat_concurrency"] < 1:
+        raise ConfigError("concurrency, heartbeatConcurrency: must be at least 1")
     return dataclasses.replace(config, **changes)
 
 

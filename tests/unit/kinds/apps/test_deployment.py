@@ -284,6 +284,22 @@ def test_generation_follows_spec_and_annotation_changes() -> None:
     assert annotated["metadata"]["generation"] == 2
 
 
+def test_status_update_takes_annotations_but_not_spec_or_labels() -> None:
+    """The deployment controller writes the revision annotation with the status."""
+    old = created()
+    new = copy.deepcopy(old)
+    new["metadata"]["annotations"] = {"deployment.kubernetes.io/revision": "2"}
+    new["metadata"]["labels"] = {"changed": "yes"}
+    new["spec"]["replicas"] = 7
+    new["status"] = {"replicas": 3}
+    STRATEGY.prepare_for_status_update(new, old)
+    assert new["metadata"]["annotations"] == {"deployment.kubernetes.io/revision": "2"}
+    assert new["metadata"].get("labels") == old["metadata"].get("labels")
+    assert new["spec"] == old["spec"]
+    assert new["metadata"]["generation"] == old["metadata"]["generation"]
+    assert new["status"] == {"replicas": 3}
+
+
 def test_status_validation() -> None:
     obj = created()
     new = copy.deepcopy(obj)

@@ -1,0 +1,280 @@
+"""A real `timonel server` with its node agent, shared by the tests of a module.
+
+Runs as root: the agent starts its own containerd, a CNI bridge, real pods. Everything
+is unique per run (node name, cluster CIDR, port, data directory) and removed at the end,
+also when a test fails: the test namespaces' pods are force-deleted and the agent removes
+them, the server is stopped by its PID, then whatever is left (containerd, shims, mounts,
+bridge, cgroups) is purged.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ipaddress
+import json
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+import pytest
+
+from tests.conftest import KUBECTL, REPO, KubectlResult, free_port
+from tests.e2e.runtime.conftest import runtime_unavailable
+from tests.e2e.runtime.hosttools import force_cleanup, wait_for_no_leftovers
+from timonel.agent.kubelet.agent import default_run_dir
+from timonel.agent.runtime.cri import CriClient, ExecSyncResult, api
+from timonel.agent.runtime.node import NodeRuntime
+
+T = TypeVar("T")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    reason = runtime_unavailable()
+    for item in items:
+        if item.path.parent == Path(__file__).parent:
+            item.add_marker(pytest.mark.e2e)
+            if reason is not None:
+                item.add_marker(pytest.mark.skip(reason=reason))
+
+
+def free_cluster_cidr() -> str:
+    """A /16 under 10.200.0.0/13 that no route on this host overlaps."""
+    routes = json.loads(
+        subprocess.run(["ip", "-j", "route"], capture_output=True, check=True).stdout
+    )
+    taken = [ipaddress.ip_network(r["dst"], strict=False) for r in routes if r["dst"] != "default"]
+    for candidate in ipaddress.ip_network("10.200.0.0/13").subnets(new_prefix=16):
+        if not any(candidate.overlaps(network) for network in taken):
+            return str(candidate)
+    raise RuntimeError("no free /16 for the cluster CIDR under 10.200.0.0/13")
+
+
+def wait_for(
+    check: Callable[[], T | None], *, timeout: float = 30, interval: float = 0.25, what: str = ""
+) -> T:
+    """Poll `check` until it returns something truthy; fail with the last value after `timeout`."""
+    deadline = time.monotonic() + timeout
+    last: Any = None
+    while time.monotonic() < deadline:
+        try:
+            last = check()
+        except (AssertionError, KeyError, IndexError, TypeError) as error:
+            last = error
+        else:
+            if last:
+                return last
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout} s waiting for {what or check}: last {last!r}")
+
+
+@dataclass
+class Cluster:
+    data_dir: Path
+    node_name: str
+    cluster_cidr: str
+    port: int
+    cache_dir: Path
+    log_path: Path
+    process: subprocess.Popen[bytes] | None = None
+    namespaces: list[str] = field(default_factory=list)
+
+    @property
+    def kubeconfig(self) -> Path:
+        return self.data_dir / "kubeconfig.yaml"
+
+    @property
+    def socket(self) -> Path:
+        return default_run_dir(self.data_dir) / "containerd.sock"
+
+    def command(self) -> list[str]:
+        return [
+            sys.executable, "-m", "timonel", "server",
+            "--data-dir", str(self.data_dir),
+            "--bind-address", "127.0.0.1",
+            "--https-listen-port", str(self.port),
+            "--node-name", self.node_name,
+            "--cluster-cidr", self.cluster_cidr,
+        ]  # fmt: skip
+
+    def start(self) -> None:
+        log = self.log_path.open("ab")
+        self.process = subprocess.Popen(
+            self.command(), stdout=log, stderr=subprocess.STDOUT, cwd=REPO
+        )
+        log.close()
+
+        def api_up() -> bool:
+            assert self.process is not None
+            if self.process.poll() is not None:
+                raise RuntimeError(
+                    f"timonel server exited with {self.process.returncode}; see {self.log_path}"
+                )
+            return (
+                self.kubeconfig.exists()
+                and self.kubectl("get", "--raw", "/readyz", check=False).returncode == 0
+            )
+
+        wait_for(api_up, timeout=60, what="the API server")
+
+    def stop(self) -> None:
+        if self.process is None or self.process.poll() is not None:
+            return
+        self.process.send_signal(signal.SIGTERM)
+        try:
+            self.process.wait(20)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait(10)
+
+    def kubectl(
+        self, *args: str, input: str | None = None, check: bool = True, timeout: float = 60
+    ) -> KubectlResult:
+        command = [
+            KUBECTL,
+            "--kubeconfig",
+            str(self.kubeconfig),
+            "--cache-dir",
+            str(self.cache_dir),
+            *args,
+        ]
+        done = subprocess.run(command, input=input, capture_output=True, text=True, timeout=timeout)
+        result = KubectlResult(done.returncode, done.stdout, done.stderr)
+        if check and done.returncode != 0:
+            raise AssertionError(
+                f"kubectl {' '.join(args)} failed ({done.returncode}):\n{done.stderr}\n{done.stdout}"
+            )
+        return result
+
+    def apply(self, manifest: str, namespace: str) -> None:
+        self.kubectl("apply", "-n", namespace, "-f", "-", input=manifest)
+
+    def get(self, kind: str, name: str = "", namespace: str = "") -> dict[str, Any]:
+        args = ["get", kind, *([name] if name else []), "-o", "json"]
+        if namespace:
+            args[1:1] = ["-n", namespace]
+        return dict(self.kubectl(*args).json())
+
+    def pod(self, name: str, namespace: str) -> dict[str, Any]:
+        return self.get("pod", name, namespace)
+
+    def namespace(self) -> str:
+        name = f"k-{uuid.uuid4().hex[:8]}"
+        self.kubectl("create", "namespace", name)
+        self.namespaces.append(name)
+        return name
+
+    def events(self, namespace: str, name: str) -> list[dict[str, Any]]:
+        items = self.get("events", namespace=namespace)["items"]
+        return [e for e in items if e["involvedObject"].get("name") == name]
+
+    def exec(
+        self, namespace: str, pod: str, container: str, *command: str, timeout: int = 10
+    ) -> ExecSyncResult:
+        """Run a command in a container through the node's CRI (the agent's containerd)."""
+        status = self.pod(pod, namespace)["status"]
+        entries = [*status.get("containerStatuses", []), *status.get("initContainerStatuses", [])]
+        container_id = next(s["containerID"] for s in entries if s["name"] == container).partition(
+            "://"
+        )[2]
+
+        async def run() -> ExecSyncResult:
+            async with CriClient(self.socket) as cri:
+                return await cri.exec_sync(container_id, list(command), timeout_seconds=timeout)
+
+        return asyncio.run(run())
+
+    def sandbox_count(self) -> int:
+        async def count() -> int:
+            async with CriClient(self.socket, timeout=5) as cri:
+                return len(await cri.list_pod_sandbox(api.PodSandboxFilter()))
+
+        return asyncio.run(count())
+
+
+def container_status(pod: dict[str, Any], name: str) -> dict[str, Any]:
+    statuses = [
+        *pod["status"].get("containerStatuses", []),
+        *pod["status"].get("initContainerStatuses", []),
+    ]
+    return next(s for s in statuses if s["name"] == name)
+
+
+def condition(pod: dict[str, Any], kind: str) -> str:
+    for entry in pod["status"].get("conditions", []):
+        if entry["type"] == kind:
+            return str(entry["status"])
+    return ""
+
+
+def _remove_pods(cluster: Cluster) -> None:
+    for namespace in cluster.namespaces:
+        cluster.kubectl(
+            "delete",
+            "pods",
+            "--all",
+            "-n",
+            namespace,
+            "--grace-period=0",
+            "--force",
+            "--wait=false",
+            check=False,
+        )
+    with contextlib.suppress(AssertionError, OSError):
+        wait_for(
+            lambda: cluster.sandbox_count() == 0, timeout=60, what="the agent to remove every pod"
+        )
+
+
+async def _purge(cluster: Cluster) -> list[str]:
+    node = NodeRuntime(
+        node_name=cluster.node_name,
+        state_dir=cluster.data_dir / "agent",
+        run_dir=default_run_dir(cluster.data_dir),
+    )
+    cidr = ipaddress.ip_network(cluster.cluster_cidr)
+    node.configure_network(str(next(cidr.subnets(new_prefix=24))))
+    with contextlib.suppress(Exception):
+        await node.containerd.start()
+    await node.purge()
+    found = await wait_for_no_leftovers(node)
+    if found:
+        force_cleanup(node)
+    return found
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+    if runtime_unavailable() is not None:
+        pytest.skip(str(runtime_unavailable()))
+    base = tmp_path_factory.mktemp("kubelet")
+    running = Cluster(
+        data_dir=base / "data",
+        node_name=f"e2e-{uuid.uuid4().hex[:8]}",
+        cluster_cidr=free_cluster_cidr(),
+        port=free_port(),
+        cache_dir=base / "kubectl-cache",
+        log_path=base / "server.log",
+    )
+    try:
+        running.start()
+        wait_for(
+            lambda: condition(running.get("node", running.node_name), "Ready") == "True",
+            timeout=60,
+            what="the node to be Ready",
+        )
+        yield running
+    finally:
+        try:
+            if running.process is not None and running.process.poll() is None:
+                _remove_pods(running)
+        finally:
+            running.stop()
+            leftovers = asyncio.run(_purge(running))
+            assert leftovers == [], f"the node left {leftovers}"
