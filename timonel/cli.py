@@ -28,6 +28,8 @@ def _server_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> 
     parser.add_argument("--cluster-domain", default="cluster.local")
     parser.add_argument("--node-name", default="")
     parser.add_argument("--disable-agent", action="store_true")
+    parser.add_argument("--disable-scheduler", action="store_true")
+    parser.add_argument("--disable-controller-manager", action="store_true")
     parser.add_argument("--log-level", default="INFO")
     # kube-controller-manager's node monitoring periods, shortened by tests (hidden).
     parser.add_argument(
@@ -199,6 +201,8 @@ def main(argv: list[str] | None = None) -> int:
             cluster_domain=args.cluster_domain,
             node_name=args.node_name,
             disable_agent=args.disable_agent,
+            disable_scheduler=args.disable_scheduler,
+            disable_controller_manager=args.disable_controller_manager,
             controller_options={
                 name: value
                 for name in ("node_monitor_grace_period", "node_monitor_period")

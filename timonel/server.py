@@ -55,6 +55,8 @@ class ServerOptions:
     cluster_domain: str = "cluster.local"
     node_name: str = ""
     disable_agent: bool = False
+    disable_scheduler: bool = False
+    disable_controller_manager: bool = False
     extra_tokens: dict[str, UserInfo] = field(default_factory=dict)
     # Controller tuning (ControllerContext.options), e.g. node_monitor_grace_period.
     controller_options: dict[str, object] = field(default_factory=dict)
@@ -150,7 +152,17 @@ class ControlPlane:
         )
 
     def _start_components(self, ca_cert_pem: bytes) -> None:
-        """The controller manager and the scheduler, each under its own leader election."""
+        """The controller manager and the scheduler, each under its own leader election,
+        and this machine's node agent."""
+        if not self.options.disable_controller_manager:
+            self._start_controller_manager(ca_cert_pem)
+        if not self.options.disable_scheduler:
+            scheduler = SchedulerComponent(self.in_process_client(SCHEDULER_COMPONENT))
+            self._components.append(asyncio.create_task(scheduler.run(), name="scheduler"))
+        if not self.options.disable_agent:
+            self._components.append(asyncio.create_task(self._run_agent(), name="node-agent"))
+
+    def _start_controller_manager(self, ca_cert_pem: bytes) -> None:
         manager = ControllerManager(
             self.in_process_client("kube-controller-manager"),
             options={
@@ -160,10 +172,6 @@ class ControlPlane:
             },
         )
         self._components.append(asyncio.create_task(manager.run(), name="controller-manager"))
-        scheduler = SchedulerComponent(self.in_process_client(SCHEDULER_COMPONENT))
-        self._components.append(asyncio.create_task(scheduler.run(), name="scheduler"))
-        if not self.options.disable_agent:
-            self._components.append(asyncio.create_task(self._run_agent(), name="node-agent"))
 
     async def _run_agent(self) -> None:
         """This machine's node agent, in-process (data under DATA_DIR/agent)."""

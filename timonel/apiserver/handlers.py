@@ -349,18 +349,14 @@ class ResourceHandlers:
         async def stream() -> AsyncIterator[bytes]:
             first_table = True
             deadline = asyncio.get_running_loop().time() + timeout
-            iterator = events
             try:
                 while True:
-                    left = deadline - asyncio.get_running_loop().time()
-                    if left <= 0:
-                        return
+                    # The timeout covers only the wait for the next event, in this task:
+                    # a cancellation from outside is never lost.
                     try:
-                        event = await asyncio.wait_for(iterator.__anext__(), left)
+                        async with asyncio.timeout_at(deadline):
+                            event = await anext(events)
                     except (TimeoutError, StopAsyncIteration):
-                        return
-                    except errors.StatusError as exc:
-                        yield self._watch_error(exc)
                         return
                     if event.type == "BOOKMARK":
                         obj: Any = {
@@ -384,8 +380,10 @@ class ResourceHandlers:
                             )
                             first_table = False
                     yield orjson.dumps({"type": event.type, "object": obj}) + b"\n"
+            except errors.StatusError as exc:
+                yield self._watch_error(exc)
             finally:
-                iterator.close()
+                events.close()
 
         content_type = TABLE_CONTENT_TYPE if as_table else "application/json"
         return ApiResponse(200, content_type=content_type, stream=stream())

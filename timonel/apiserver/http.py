@@ -6,7 +6,6 @@ so the in-process transport and this listener behave the same.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
 import ssl
@@ -57,7 +56,7 @@ def make_app(api: ApiServer) -> web.Application:
         try:
             async for chunk in iterator:
                 await stream.write(chunk)
-        except (ConnectionResetError, asyncio.CancelledError):
+        except ConnectionResetError:
             pass
         finally:
             close = getattr(iterator, "aclose", None)

@@ -67,9 +67,6 @@ class ReplicaSetController(Controller):
         self.recorder = context.recorder(COMPONENT)
         self.expectations = Expectations()
         self.clock = clock_option(context.options)
-        self.burst_replicas = int(
-            str(context.options.get("replicaset_burst_replicas", BURST_REPLICAS))
-        )
         self.replica_sets.add_handlers(
             on_add=self._enqueue,
             on_update=self._on_replica_set_update,
@@ -207,7 +204,7 @@ class ReplicaSetController(Controller):
             raise Requeue(self.clock.delay(wait) + _AVAILABILITY_MARGIN)
 
     async def manage_replicas(self, key: str, rs: Object, pods: list[Object]) -> None:
-        plan = plan_replicas(len(pods), spec_replicas(rs), self.burst_replicas)
+        plan = plan_replicas(len(pods), spec_replicas(rs), BURST_REPLICAS)
         if plan.create:
             await self._create_pods(key, rs, plan.create)
         elif plan.delete:

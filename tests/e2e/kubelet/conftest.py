@@ -65,7 +65,7 @@ def wait_for(
     while time.monotonic() < deadline:
         try:
             last = check()
-        except (AssertionError, KeyError, IndexError, TypeError) as error:
+        except (AssertionError, KeyError, IndexError, TypeError, StopIteration) as error:
             last = error
         else:
             if last:

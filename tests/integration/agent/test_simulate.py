@@ -177,6 +177,42 @@ def test_bound_pod_runs_and_deletion_completes(
     assert gone.returncode != 0 and "NotFound" in gone.stderr
 
 
+def test_finalizers_are_left_to_their_owners(
+    server: RunningServer, agent: SimulatedAgent, namespace: str
+) -> None:
+    manifest = _pod("held", agent.name(1), metadata={"finalizers": ["example.com/hold"]})
+    server.kubectl("apply", "-n", namespace, "-f", "-", input=manifest)
+    eventually(
+        lambda: get_json(server, "pod", "held", "-n", namespace)["status"].get("podIP"),
+        what="the pod running",
+    )
+    server.kubectl("delete", "pod", "held", "-n", namespace, "--wait=false")
+
+    def finished_by_kubelet() -> dict[str, Any] | None:
+        pod = get_json(server, "pod", "held", "-n", namespace)
+        return pod if pod["metadata"].get("deletionGracePeriodSeconds") == 0 else None
+
+    pod = eventually(finished_by_kubelet, what="the simulated kubelet's delete")
+    assert pod["metadata"]["finalizers"] == ["example.com/hold"]
+    time.sleep(0.5)  # nothing more happens to it: no delete loop
+    again = get_json(server, "pod", "held", "-n", namespace)
+    assert again["metadata"]["resourceVersion"] == pod["metadata"]["resourceVersion"]
+    server.kubectl(
+        "patch",
+        "pod",
+        "held",
+        "-n",
+        namespace,
+        "--type=merge",
+        "-p",
+        '{"metadata":{"finalizers":null}}',
+    )
+    eventually(
+        lambda: server.kubectl("get", "pod", "held", "-n", namespace, check=False).returncode != 0,
+        what="the pod gone",
+    )
+
+
 def test_pods_on_one_node_get_distinct_addresses(
     server: RunningServer, agent: SimulatedAgent, namespace: str
 ) -> None:
@@ -249,16 +285,6 @@ def test_paused_node_stops_renewing_its_lease(server: RunningServer, agent: Simu
         timeout=3,
         what="the resumed node to renew its lease",
     )
-
-
-def test_agent_without_simulate_is_not_available_yet(tmp_path: Path) -> None:
-    done = subprocess.run(
-        [sys.executable, "-m", "timonel", "agent", "--server", "https://127.0.0.1:1",
-         "--token", "x", "--data-dir", str(tmp_path)],
-        capture_output=True, text=True, cwd=REPO, timeout=30,
-    )  # fmt: skip
-    assert done.returncode == 2
-    assert "not available" in done.stderr
 
 
 def test_agent_refuses_a_server_whose_ca_the_token_does_not_pin(

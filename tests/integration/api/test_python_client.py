@@ -57,14 +57,19 @@ def test_crud_and_selectors(api_client: client.ApiClient, namespace: str) -> Non
 
 def test_watch_resumes_from_resource_version(api_client: client.ApiClient, namespace: str) -> None:
     core = client.CoreV1Api(api_client)
-    listed = core.list_namespaced_config_map(namespace)
+    # Only the writer's objects: controllers add their own to every namespace.
+    selector = "written-by=test"
+    listed = core.list_namespaced_config_map(namespace, label_selector=selector)
     start = listed.metadata.resource_version
     names = [f"w-{i}" for i in range(6)]
 
     def writer() -> None:
         for name in names:
             core.create_namespaced_config_map(
-                namespace, client.V1ConfigMap(metadata=client.V1ObjectMeta(name=name))
+                namespace,
+                client.V1ConfigMap(
+                    metadata=client.V1ObjectMeta(name=name, labels={"written-by": "test"})
+                ),
             )
 
     thread = threading.Thread(target=writer)
@@ -73,7 +78,11 @@ def test_watch_resumes_from_resource_version(api_client: client.ApiClient, names
     last_rv = start
     stream = watch.Watch()
     for event in stream.stream(
-        core.list_namespaced_config_map, namespace, resource_version=start, timeout_seconds=10
+        core.list_namespaced_config_map,
+        namespace,
+        label_selector=selector,
+        resource_version=start,
+        timeout_seconds=10,
     ):
         seen.append((event["type"], event["object"].metadata.name))
         last_rv = event["object"].metadata.resource_version
@@ -83,7 +92,11 @@ def test_watch_resumes_from_resource_version(api_client: client.ApiClient, names
     # Reconnect from the last resourceVersion seen: the rest arrives, nothing twice.
     stream = watch.Watch()
     for event in stream.stream(
-        core.list_namespaced_config_map, namespace, resource_version=last_rv, timeout_seconds=10
+        core.list_namespaced_config_map,
+        namespace,
+        label_selector=selector,
+        resource_version=last_rv,
+        timeout_seconds=10,
     ):
         seen.append((event["type"], event["object"].metadata.name))
         if len(seen) == len(names):

@@ -170,6 +170,7 @@ def test_statefulset_comes_up_in_order(
             "lastTransitionTime"
         ]
         assert ready_at <= pods[higher]["metadata"]["creationTimestamp"]
+    server.kubectl("delete", "statefulset", "web", "-n", namespace)
 
 
 def test_job_completes(server: RunningServer, simulated: Simulated, namespace: str) -> None:
@@ -199,3 +200,4 @@ def test_job_completes(server: RunningServer, simulated: Simulated, namespace: s
         p["spec"]["nodeName"] in simulated.names
         for p in items(server, "pods", namespace, "app=work")
     )
+    server.kubectl("delete", "job", "work", "-n", namespace)

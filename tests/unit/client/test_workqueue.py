@@ -62,7 +62,8 @@ async def test_rate_limited_adds_back_off_exponentially_until_forgotten() -> Non
         key = await asyncio.wait_for(queue.get(), 2)
         delays.append(loop.time() - started)
         queue.done(key or "")
-    assert delays[0] < delays[1] < delays[2]
+    # Each retry waits at least base * 2^failures (load can only make it later).
+    assert [round(d, 3) >= 0.01 * 2**n * 0.99 for n, d in enumerate(delays)] == [True, True, True]
     assert queue.failures("a") == 3
     queue.forget("a")
     assert queue.failures("a") == 0

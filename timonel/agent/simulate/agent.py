@@ -57,6 +57,7 @@ from timonel.agent.simulate.nodes import (
     PodIPAllocator,
     fallback_pod_cidr,
     heartbeat_patch,
+    missing_labels,
     needs_status_report,
     node_ip,
     node_labels,
@@ -242,12 +243,11 @@ class SimulatedNodes:
                 raise
         # Registered before (a restart): bring labels and status to what we report now.
         existing = await self.client.get(NODES, name)
-        await self.client.patch(
-            NODES,
-            name,
-            {"metadata": {"labels": node_labels(name, self.config.node.labels)}},
-            patch_type=MERGE_PATCH,
-        )
+        labels = missing_labels(existing, node_labels(name, self.config.node.labels))
+        if labels:
+            await self.client.patch(
+                NODES, name, {"metadata": {"labels": labels}}, patch_type=MERGE_PATCH
+            )
         await self.client.patch(
             NODES,
             name,

@@ -88,6 +88,12 @@ def node_labels(name: str, extra: Mapping[str, str]) -> dict[str, str]:
     return labels
 
 
+def missing_labels(node: Object, wanted: Mapping[str, str]) -> dict[str, str]:
+    """The wanted labels an existing Node lacks or has with another value."""
+    current = (node.get("metadata") or {}).get("labels") or {}
+    return {key: value for key, value in wanted.items() if current.get(key) != value}
+
+
 def healthy_conditions(previous: Iterable[Any], now: str) -> list[Object]:
     """The kubelet's conditions as of a heartbeat at `now`: a transition time moves only
     when a condition's status changes."""

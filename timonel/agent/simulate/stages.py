@@ -9,7 +9,9 @@ pod no stage matches is left alone.
 
 The built-in table (`DEFAULT_STAGES_YAML`), in order:
 
-    pod-delete    a pod with a deletionTimestamp is deleted with gracePeriodSeconds=0
+    pod-delete    a pod terminating gracefully (a deletionTimestamp, a grace period
+                  left) is deleted with gracePeriodSeconds=0, as the kubelet does once
+                  its containers have stopped; finalizers are left to their owners
     pod-ready     a pod not yet Running (nor finished) becomes Running and Ready
     pod-complete  opt-in: a Running pod with restartPolicy Never/OnFailure and the
                   annotation `simulate.timonel.io/complete-after: <duration>` Succeeds
@@ -45,6 +47,7 @@ DEFAULT_STAGES_YAML: Final = f"""
   selector:
     matchExpressions:
     - {{key: .metadata.deletionTimestamp, operator: Exists}}
+    - {{key: .metadata.deletionGracePeriodSeconds, operator: NotIn, values: ["0"]}}
   delay: {{seconds: 0.1, jitterSeconds: 0.1}}
   next: {{delete: true}}
 

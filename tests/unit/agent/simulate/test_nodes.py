@@ -20,6 +20,7 @@ from timonel.agent.simulate.nodes import (
     fallback_pod_cidr,
     healthy_conditions,
     heartbeat_patch,
+    missing_labels,
     needs_status_report,
     node_ip,
     node_names,
@@ -81,6 +82,13 @@ def test_nodes_of_one_name_render_the_same() -> None:
     other = render_node("sim-1", ip="172.16.0.2", template=NodeTemplate(), now=NOW)
     assert one == two
     assert one["status"]["nodeInfo"]["machineID"] != other["status"]["nodeInfo"]["machineID"]
+
+
+def test_missing_labels_names_only_what_differs() -> None:
+    node = {"metadata": {"labels": {"a": "1", "b": "2", "other": "x"}}}
+    assert missing_labels(node, {"a": "1", "b": "3", "c": "4"}) == {"b": "3", "c": "4"}
+    assert missing_labels(node, {"a": "1"}) == {}
+    assert missing_labels({}, {"a": "1"}) == {"a": "1"}
 
 
 def test_heartbeat_moves_heartbeat_time_and_keeps_transition_time() -> None:
