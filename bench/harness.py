@@ -16,6 +16,7 @@ import json
 import math
 import os
 import platform
+import shlex
 import signal
 import socket
 import ssl
@@ -188,6 +189,7 @@ def spawn_server(
         "127.0.0.1",
         "--https-listen-port",
         str(port),
+        *extra_server_args,
     ]
     if cpus is not None:
         # taskset execs the server, so the PID we hold is the server's own.
@@ -215,6 +217,8 @@ def child_environment(changes: dict[str, str]) -> dict[str, str]:
 _running: list[ServerProcess] = []
 # When set (--profile-dir), servers run under cProfile and leave a .prof file there.
 profile_dir: Path | None = None
+# More `timonel server` flags for every server (--server-args).
+extra_server_args: list[str] = []
 
 
 @contextlib.contextmanager
@@ -711,7 +715,7 @@ class Results:
                 "load_average_at_end": load_average(),
                 "max_other_cpu_cores": busiest,
             },
-            "config": self.config,
+            "config": {**self.config, "server_args": extra_server_args},
             "figures": [
                 {
                     "key": f.key,
@@ -760,6 +764,11 @@ def base_arguments(name: str, description: str) -> argparse.ArgumentParser:
         "--quick", action="store_true", help="shorter runs: a smoke test, not figures"
     )
     parser.add_argument(
+        "--server-args",
+        default="",
+        help="more `timonel server` flags, e.g. '--disable-scheduler --disable-controller-manager'",
+    )
+    parser.add_argument(
         "--profile-dir",
         type=Path,
         default=None,
@@ -773,6 +782,7 @@ def parse_arguments(parser: argparse.ArgumentParser) -> argparse.Namespace:
     global profile_dir
     args = parser.parse_args()
     profile_dir = args.profile_dir
+    extra_server_args[:] = shlex.split(args.server_args)
     return args
 
 

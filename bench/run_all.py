@@ -33,6 +33,8 @@ def run_one(name: str, out: Path, args: argparse.Namespace) -> bool:
         command.append("--quick")
     if args.work_dir is not None:
         command += ["--work-dir", str(args.work_dir / out.stem)]
+    if args.server_args:
+        command += ["--server-args", args.server_args]
     child = subprocess.Popen(command)
 
     def forward(signum: int, _frame: Any) -> None:
@@ -120,6 +122,12 @@ def main() -> None:
     parser.add_argument("--out-dir", type=Path, default=harness.DEFAULT_OUT_DIR)
     parser.add_argument("--work-dir", type=Path, default=None)
     parser.add_argument("--quick", action="store_true", help="short smoke runs, not figures")
+    parser.add_argument(
+        "--server-args",
+        default="",
+        help="more `timonel server` flags for every server, e.g. "
+        "'--disable-scheduler --disable-controller-manager' to measure the API server alone",
+    )
     parser.add_argument(
         "--wait-quiet",
         type=float,

@@ -28,6 +28,12 @@ def _server_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> 
     parser.add_argument("--cluster-domain", default="cluster.local")
     parser.add_argument("--node-name", default="")
     parser.add_argument("--disable-agent", action="store_true")
+    parser.add_argument(
+        "--private-registry",
+        type=Path,
+        default=None,
+        help="the node agent's registries file (default /etc/timonel/registries.yaml)",
+    )
     parser.add_argument("--disable-scheduler", action="store_true")
     parser.add_argument("--disable-controller-manager", action="store_true")
     parser.add_argument("--log-level", default="INFO")
@@ -201,6 +207,7 @@ def main(argv: list[str] | None = None) -> int:
             cluster_domain=args.cluster_domain,
             node_name=args.node_name,
             disable_agent=args.disable_agent,
+            private_registry=args.private_registry,
             disable_scheduler=args.disable_scheduler,
             disable_controller_manager=args.disable_controller_manager,
             controller_options={

@@ -55,6 +55,7 @@ class ServerOptions:
     cluster_domain: str = "cluster.local"
     node_name: str = ""
     disable_agent: bool = False
+    private_registry: Path | None = None
     disable_scheduler: bool = False
     disable_controller_manager: bool = False
     extra_tokens: dict[str, UserInfo] = field(default_factory=dict)
@@ -184,6 +185,8 @@ class ControlPlane:
             cluster_domain=self.options.cluster_domain,
             node_labels={"node-role.kubernetes.io/control-plane": "true"},
         )
+        if self.options.private_registry is not None:
+            options.private_registry = self.options.private_registry
         self.agent = NodeAgent(self.in_process_client("kubelet"), options)
         await self.agent.run()
 

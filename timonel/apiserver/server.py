@@ -53,7 +53,7 @@ from timonel.kinds.registry import ResourceRegistry
 from timonel.patch import jsonpatch, managedfields, mergepatch
 from timonel.schema import openapi
 from timonel.schema.definitions import SchemaNode, kubernetes_definitions
-from timonel.storage.interface import RevisionMismatch, Storage
+from timonel.storage.interface import KeyNotFound, RevisionMismatch, Storage
 
 log = logging.getLogger(__name__)
 
@@ -246,6 +246,9 @@ class ApiServer:
             response = await self._handle(request, info)
         except errors.StatusError as exc:
             response = status_response(exc)
+        except KeyNotFound:
+            # The object went between reading and writing it (a concurrent delete).
+            response = status_response(errors.not_found(info.resource, info.group, info.name))
         except RevisionMismatch:
             response = status_response(errors.conflict(info.resource, info.group, info.name))
         except Exception as exc:

@@ -14,6 +14,7 @@ import asyncio
 import logging
 from typing import ClassVar
 
+from timonel.api.errors import StatusError
 from timonel.client.informer import Informer
 from timonel.client.workqueue import WorkQueue
 
@@ -60,14 +61,10 @@ class Controller:
                 raise
             except Exception as exc:
                 level = logging.DEBUG if self.queue.failures(key) < 3 else logging.WARNING
-                log.log(
-                    level,
-                    "%s: sync %s failed: %s",
-                    self.name,
-                    key,
-                    exc,
-                    exc_info=level > logging.DEBUG,
-                )
+                # An API refusal is an expected outcome (a terminating namespace, a quota):
+                # only unexpected failures deserve a traceback.
+                trace = level > logging.DEBUG and not isinstance(exc, StatusError)
+                log.log(level, "%s: sync %s failed: %s", self.name, key, exc, exc_info=trace)
                 self.queue.add_rate_limited(key)
             finally:
                 self.queue.done(key)

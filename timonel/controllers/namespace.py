@@ -15,7 +15,6 @@ Items held by finalizers are given 15 s between looks, as kube does.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Awaitable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -325,9 +324,10 @@ class NamespaceController(Controller):
             for entry in resources.preferred
             if entry.resource.namespaced and entry.supports("delete")
         ]
-        results = await asyncio.gather(
-            *(self._delete_resource(e.resource, e.verbs, name, deleted_at) for e in deletable)
-        )
+        # One resource after another: some share storage (core and events.k8s.io events).
+        results = [
+            await self._delete_resource(e.resource, e.verbs, name, deleted_at) for e in deletable
+        ]
         estimate = 0
         content_errors: list[str] = []
         remaining: dict[Resource, int] = {}

@@ -26,11 +26,16 @@ from typing import Any, TypeVar
 import pytest
 
 from tests.conftest import KUBECTL, REPO, KubectlResult, free_port
+from tests.e2e.kubelet.registry import Registry
 from tests.e2e.runtime.conftest import runtime_unavailable
 from tests.e2e.runtime.hosttools import force_cleanup, wait_for_no_leftovers
 from timonel.agent.kubelet.agent import default_run_dir
 from timonel.agent.runtime.cri import CriClient, ExecSyncResult, api
+from timonel.agent.runtime.images import ImageSpec, Layer, busybox_layer, write_image_archive
 from timonel.agent.runtime.node import NodeRuntime
+
+AIRGAP_IMAGE = "localhost/e2e/airgap:1"
+MIRRORED_HOST = "mirror.invalid"
 
 T = TypeVar("T")
 
@@ -82,6 +87,8 @@ class Cluster:
     port: int
     cache_dir: Path
     log_path: Path
+    private_registry: Path | None = None
+    registries: dict[str, Registry] = field(default_factory=dict)
     process: subprocess.Popen[bytes] | None = None
     namespaces: list[str] = field(default_factory=list)
 
@@ -90,8 +97,17 @@ class Cluster:
         return self.data_dir / "kubeconfig.yaml"
 
     @property
+    def agent_data_dir(self) -> Path:
+        """The node agent's --data-dir (the server's own when the agent runs inside it)."""
+        return self.data_dir
+
+    @property
     def socket(self) -> Path:
-        return default_run_dir(self.data_dir) / "containerd.sock"
+        return default_run_dir(self.agent_data_dir) / "containerd.sock"
+
+    def containerd_pid(self) -> int:
+        record = default_run_dir(self.agent_data_dir) / "containerd.pid"
+        return int(json.loads(record.read_text())["pid"])
 
     def command(self) -> list[str]:
         return [
@@ -101,6 +117,7 @@ class Cluster:
             "--https-listen-port", str(self.port),
             "--node-name", self.node_name,
             "--cluster-cidr", self.cluster_cidr,
+            *(["--private-registry", str(self.private_registry)] if self.private_registry else []),
         ]  # fmt: skip
 
     def start(self) -> None:
@@ -235,8 +252,8 @@ def _remove_pods(cluster: Cluster) -> None:
 async def _purge(cluster: Cluster) -> list[str]:
     node = NodeRuntime(
         node_name=cluster.node_name,
-        state_dir=cluster.data_dir / "agent",
-        run_dir=default_run_dir(cluster.data_dir),
+        state_dir=cluster.agent_data_dir / "agent",
+        run_dir=default_run_dir(cluster.agent_data_dir),
     )
     cidr = ipaddress.ip_network(cluster.cluster_cidr)
     node.configure_network(str(next(cidr.subnets(new_prefix=24))))
@@ -247,6 +264,77 @@ async def _purge(cluster: Cluster) -> list[str]:
     if found:
         force_cleanup(node)
     return found
+
+
+def image(name: str, text: str, base: Layer) -> ImageSpec:
+    """A busybox image whose httpd serves `text` from /www."""
+    return ImageSpec(
+        names=(name,), layers=(base, Layer.from_files({"www/index.html": text})), cmd=("sh",)
+    )
+
+
+def prepare_images(base: Path, data_dir: Path) -> tuple[dict[str, Registry], Path]:
+    """Two test registries (the first one's credentials in the registries file, the
+    second one's only in a pull secret, a mirror for `mirror.invalid`) and an air-gap
+    archive in the agent's image directory."""
+    layer = busybox_layer()
+    first = Registry(
+        [
+            image("r/e2e/pulled:1", "pulled from the registry\n", layer),
+            image("r/private/creds:1", "pulled with the registries file's credentials\n", layer),
+        ]
+    )
+    second = Registry(
+        [image("r/private/secret:1", "pulled with a pull secret\n", layer)], password="other"
+    )
+    for registry in (first, second):
+        registry.start()
+    config = base / "registries.yaml"
+    config.write_text(
+        json.dumps(
+            {
+                "mirrors": {
+                    first.address: {"endpoint": [f"http://{first.address}"]},
+                    second.address: {"endpoint": [f"http://{second.address}"]},
+                    MIRRORED_HOST: {"endpoint": [f"http://{first.address}"]},
+                },
+                "configs": {
+                    first.address: {
+                        "auth": {"username": first.username, "password": first.password}
+                    }
+                },
+            }
+        )
+    )
+    images_dir = data_dir / "agent" / "images"
+    images_dir.mkdir(parents=True)
+    write_image_archive(
+        images_dir / "airgap.tar", [image(AIRGAP_IMAGE, "imported from an archive\n", layer)]
+    )
+    return {"first": first, "second": second}, config
+
+
+@contextlib.contextmanager
+def cleaned_up(running: Cluster) -> Iterator[Cluster]:
+    """Yield the started cluster; afterwards remove its pods, stop it and purge the node."""
+    try:
+        running.start()
+        wait_for(
+            lambda: condition(running.get("node", running.node_name), "Ready") == "True",
+            timeout=60,
+            what="the node to be Ready",
+        )
+        yield running
+    finally:
+        try:
+            if running.process is not None and running.process.poll() is None:
+                _remove_pods(running)
+        finally:
+            running.stop()
+            for registry in running.registries.values():
+                registry.stop()
+            leftovers = asyncio.run(_purge(running))
+            assert leftovers == [], f"the node left {leftovers}"
 
 
 @pytest.fixture(scope="module")
@@ -262,19 +350,6 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
         cache_dir=base / "kubectl-cache",
         log_path=base / "server.log",
     )
-    try:
-        running.start()
-        wait_for(
-            lambda: condition(running.get("node", running.node_name), "Ready") == "True",
-            timeout=60,
-            what="the node to be Ready",
-        )
+    running.registries, running.private_registry = prepare_images(base, running.data_dir)
+    with cleaned_up(running):
         yield running
-    finally:
-        try:
-            if running.process is not None and running.process.poll() is None:
-                _remove_pods(running)
-        finally:
-            running.stop()
-            leftovers = asyncio.run(_purge(running))
-            assert leftovers == [], f"the node left {leftovers}"

@@ -6,23 +6,39 @@ the node's built-in busybox image, short probe periods and short grace periods.
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import signal
 import time
 import urllib.request
+import uuid
 from pathlib import Path
 from typing import Any
 
-from tests.e2e.kubelet.conftest import Cluster, condition, container_status, wait_for
-from timonel.agent.runtime.cri import CriClient
+from tests.conftest import free_port
+from tests.e2e.kubelet.conftest import (
+    AIRGAP_IMAGE,
+    MIRRORED_HOST,
+    Cluster,
+    condition,
+    container_status,
+    wait_for,
+)
+from timonel.agent.kubelet.runtimestate import (
+    NODE_LABEL,
+    POD_NAME_LABEL,
+    POD_NAMESPACE_LABEL,
+    POD_UID_LABEL,
+)
+from timonel.agent.runtime.cri import CriClient, api
 
 BUSYBOX = "localhost/timonel/busybox:1"
 WAIT_FOREVER = "trap 'exit 0' TERM; sleep 3600 & wait"
 
 
 def pod_manifest(name: str, containers: list[dict[str, Any]], **spec: Any) -> str:
-    for container in containers:
+    for container in [*containers, *spec.get("initContainers", [])]:
         container.setdefault("image", BUSYBOX)
     spec.setdefault("terminationGracePeriodSeconds", 2)
     return json.dumps(
@@ -213,6 +229,7 @@ def test_a_failing_container_goes_into_crash_loop_backoff_with_growing_delays(
     assert status["lastState"]["terminated"]["exitCode"] == 3
     assert status["lastState"]["terminated"]["message"] == "oops\n"
     assert cluster.pod("crasher", namespace)["status"]["phase"] == "Running"
+    cluster.kubectl("delete", "pod", "crasher", "-n", namespace, "--wait=false")
     backoffs = [e for e in cluster.events(namespace, "crasher") if e["reason"] == "BackOff"]
     assert backoffs and backoffs[0]["message"].startswith(
         "Back-off restarting failed container main in pod crasher_"
@@ -244,6 +261,7 @@ def test_a_failing_liveness_probe_restarts_the_container(cluster: Cluster) -> No
     assert any(r == "Unhealthy" and m.startswith("Liveness probe failed") for r, m in reasons)
     unhealthy = next(e for e in events if e["reason"] == "Unhealthy")
     assert unhealthy["involvedObject"]["fieldPath"] == "spec.containers{main}"
+    cluster.kubectl("delete", "pod", "sick", "-n", namespace, "--wait=false")
 
 
 def test_a_failing_readiness_probe_flips_ready_and_back(cluster: Cluster) -> None:
@@ -510,6 +528,398 @@ def test_graceful_deletion_runs_pre_stop_and_respects_the_grace_period(
     assert 3 <= took < 10, took
     killing = [e for e in cluster.events(namespace, "stubborn") if e["reason"] == "Killing"]
     assert killing and killing[0]["message"] == "Stopping container main"
+
+
+def http_body(address: str, port: int = 80) -> bytes:
+    with urllib.request.urlopen(f"http://{address}:{port}/", timeout=5) as response:
+        return bytes(response.read())
+
+
+SERVE = ["httpd", "-f", "-p", "80", "-h", "/www"]
+
+
+def test_images_are_pulled_through_mirrors_with_credentials(cluster: Cluster) -> None:
+    namespace = cluster.namespace()
+    first, second = cluster.registries["first"], cluster.registries["second"]
+    images = {
+        "plain-http": f"{first.address}/e2e/pulled:1",
+        "mirrored": f"{MIRRORED_HOST}/e2e/pulled:1",
+        "file-credentials": f"{first.address}/private/creds:1",
+    }
+    for name, reference in images.items():
+        container = {
+            "name": "main",
+            "image": reference,
+            "imagePullPolicy": "Always",
+            "command": SERVE,
+        }
+        cluster.apply(pod_manifest(name, [container]), namespace)
+    # Always: once the pod with the secret has pulled the image, IfNotPresent would use it.
+    no_secret = {
+        "name": "main",
+        "image": f"{second.address}/private/secret:1",
+        "imagePullPolicy": "Always",
+        "command": SERVE,
+    }
+    cluster.apply(pod_manifest("no-secret", [dict(no_secret)]), namespace)
+    missing = {"name": "main", "image": f"{first.address}/e2e/missing:1", "command": SERVE}
+    cluster.apply(pod_manifest("missing", [missing]), namespace)
+    never = {"name": "main", "image": f"{first.address}/e2e/absent:1", "imagePullPolicy": "Never"}
+    cluster.apply(pod_manifest("never", [never]), namespace)
+    auth = base64.b64encode(f"{second.username}:{second.password}".encode()).decode()
+    docker_config = json.dumps({"auths": {second.address: {"auth": auth}}})
+    cluster.kubectl(
+        "create", "secret", "generic", "pull", "-n", namespace, "--type=kubernetes.io/dockerconfigjson",
+        f"--from-literal=.dockerconfigjson={docker_config}",
+    )  # fmt: skip
+    cluster.apply(
+        pod_manifest("with-secret", [dict(no_secret)], imagePullSecrets=[{"name": "pull"}]),
+        namespace,
+    )
+
+    expected = {
+        "plain-http": b"pulled from the registry\n",
+        "mirrored": b"pulled from the registry\n",
+        "file-credentials": b"pulled with the registries file's credentials\n",
+        "with-secret": b"pulled with a pull secret\n",
+    }
+    for name, body in expected.items():
+        pod = running_pod(cluster, namespace, name, timeout=60)
+        assert http_body(pod["status"]["podIP"]) == body, name
+    pulled = [
+        e["message"] for e in cluster.events(namespace, "plain-http") if e["reason"] == "Pulled"
+    ]
+    assert pulled and pulled[0].startswith(
+        f'Successfully pulled image "{images["plain-http"]}" in '
+    )
+    assert any(
+        r.startswith("GET /v2/e2e/pulled/manifests/")
+        or r.startswith("HEAD /v2/e2e/pulled/manifests/")
+        for r in first.requests
+    )
+
+    def waiting(name: str, *reasons: str) -> dict[str, Any] | None:
+        state = container_status(cluster.pod(name, namespace), "main")["state"].get("waiting") or {}
+        return state if state.get("reason") in reasons else None
+
+    wait_for(
+        lambda: waiting("no-secret", "ErrImagePull", "ImagePullBackOff"),
+        timeout=30,
+        what="no-secret",
+    )
+    backoff = wait_for(lambda: waiting("missing", "ImagePullBackOff"), timeout=30, what="missing")
+    assert backoff["message"].startswith(f'Back-off pulling image "{first.address}/e2e/missing:1"')
+    never_waiting = wait_for(
+        lambda: waiting("never", "ErrImageNeverPull"), timeout=30, what="never"
+    )
+    assert (
+        never_waiting["message"]
+        == f'Container image "{first.address}/e2e/absent:1" is not present with pull policy of Never'
+    )
+
+
+def test_image_archives_in_the_images_directory_are_imported(cluster: Cluster) -> None:
+    namespace = cluster.namespace()
+    container = {
+        "name": "main",
+        "image": AIRGAP_IMAGE,
+        "imagePullPolicy": "Never",
+        "command": SERVE,
+    }
+    cluster.apply(pod_manifest("airgap", [container]), namespace)
+    pod = running_pod(cluster, namespace, "airgap")
+    assert http_body(pod["status"]["podIP"]) == b"imported from an archive\n"
+    names = {
+        n
+        for image in cluster.get("node", cluster.node_name)["status"]["images"]
+        for n in image["names"]
+    }
+    assert AIRGAP_IMAGE in names
+
+
+def test_security_context_and_resource_limits(cluster: Cluster) -> None:
+    namespace = cluster.namespace()
+    container = {
+        "name": "main",
+        "command": ["sh", "-c", WAIT_FOREVER],
+        "resources": {
+            "limits": {"cpu": "500m", "memory": "64Mi"},
+            "requests": {"cpu": "250m", "memory": "32Mi"},
+        },
+        "securityContext": {
+            "runAsUser": 1000,
+            "runAsGroup": 3000,
+            "readOnlyRootFilesystem": True,
+            "allowPrivilegeEscalation": False,
+            "capabilities": {"drop": ["ALL"]},
+        },
+        "volumeMounts": [{"name": "scratch", "mountPath": "/scratch"}],
+    }
+    spec = {"securityContext": {"fsGroup": 2000}, "volumes": [{"name": "scratch", "emptyDir": {}}]}
+    cluster.apply(pod_manifest("locked", [container], **spec), namespace)
+    root = {
+        "name": "main",
+        "command": ["sh", "-c", WAIT_FOREVER],
+        "securityContext": {"runAsNonRoot": True},
+    }
+    cluster.apply(pod_manifest("rootless", [root]), namespace)
+    running_pod(cluster, namespace, "locked")
+
+    def run(*command: str) -> tuple[int, str]:
+        result = cluster.exec(namespace, "locked", "main", *command)
+        return result.exit_code, (result.stdout + result.stderr).decode()
+
+    assert run("id") == (0, "uid=1000 gid=3000 groups=2000,3000\n")
+    assert run("touch", "/root-fs")[0] != 0
+    assert run("touch", "/scratch/ok")[0] == 0
+    status = run("cat", "/proc/self/status")[1]
+    assert "NoNewPrivs:\t1" in status
+    assert "CapEff:\t0000000000000000" in status
+    quota = run(
+        "sh",
+        "-c",
+        "cat /sys/fs/cgroup/cpu/cpu.cfs_quota_us /sys/fs/cgroup/cpu,cpuacct/cpu.cfs_quota_us"
+        " /sys/fs/cgroup/cpu.max 2>/dev/null",
+    )
+    assert quota[1].split()[0] == "50000"
+    memory = run(
+        "sh",
+        "-c",
+        "cat /sys/fs/cgroup/memory/memory.limit_in_bytes 2>/dev/null || cat /sys/fs/cgroup/memory.max",
+    )
+    assert memory[1].strip() == str(64 * 1024 * 1024)
+
+    def refused() -> dict[str, Any] | None:
+        state = (
+            container_status(cluster.pod("rootless", namespace), "main")["state"].get("waiting")
+            or {}
+        )
+        return state if state.get("reason") == "CreateContainerConfigError" else None
+
+    message = wait_for(refused, timeout=20, what="runAsNonRoot to refuse a root image")["message"]
+    assert message.startswith("container has runAsNonRoot and image will run as root")
+
+
+def test_init_containers_sidecars_and_a_shared_process_namespace(cluster: Cluster) -> None:
+    namespace = cluster.namespace()
+    mount = [{"name": "work", "mountPath": "/work"}]
+    init = [
+        {
+            "name": "first",
+            "command": ["sh", "-c", "echo first >> /work/order"],
+            "volumeMounts": mount,
+        },
+        {
+            "name": "sidecar",
+            "restartPolicy": "Always",
+            "command": ["sh", "-c", "echo sidecar >> /work/order; exec sleep 3601"],
+            "volumeMounts": mount,
+        },
+        {
+            "name": "second",
+            "command": ["sh", "-c", "echo second >> /work/order"],
+            "volumeMounts": mount,
+        },
+    ]
+    main = {
+        "name": "main",
+        "command": ["sh", "-c", f"echo main >> /work/order; {WAIT_FOREVER}"],
+        "volumeMounts": mount,
+    }
+    manifest = pod_manifest(
+        "ordered",
+        [main],
+        initContainers=init,
+        shareProcessNamespace=True,
+        volumes=[{"name": "work", "emptyDir": {}}],
+    )
+    for container in json.loads(manifest)["spec"]["initContainers"]:
+        assert container["image"] == BUSYBOX
+    cluster.apply(manifest, namespace)
+    pod = running_pod(cluster, namespace, "ordered")
+    assert (
+        cluster.exec(namespace, "ordered", "main", "cat", "/work/order").stdout
+        == b"first\nsidecar\nsecond\nmain\n"
+    )
+    assert b"sleep 3601" in cluster.exec(namespace, "ordered", "main", "ps").stdout
+    statuses = {s["name"]: s for s in pod["status"]["initContainerStatuses"]}
+    assert [s["name"] for s in pod["status"]["initContainerStatuses"]] == [
+        "first",
+        "sidecar",
+        "second",
+    ]
+    assert statuses["first"]["state"]["terminated"]["exitCode"] == 0
+    assert "running" in statuses["sidecar"]["state"] and statuses["sidecar"]["started"] is True
+    assert condition(pod, "Initialized") == "True"
+
+
+def test_host_network_and_host_ports(cluster: Cluster) -> None:
+    namespace = cluster.namespace()
+    node_ip = cluster.get("node", cluster.node_name)["status"]["addresses"][0]["address"]
+    cluster.apply(
+        pod_manifest(
+            "on-host", [{"name": "main", "command": ["sh", "-c", WAIT_FOREVER]}], hostNetwork=True
+        ),
+        namespace,
+    )
+    host_port = free_port()
+    serving = {
+        "name": "main",
+        "command": SERVE,
+        "ports": [{"containerPort": 80, "hostPort": host_port}],
+    }
+    cluster.apply(pod_manifest("published", [serving]), namespace)
+    pod = running_pod(cluster, namespace, "on-host")
+    assert pod["status"]["podIP"] == node_ip
+    assert (
+        cluster.exec(namespace, "on-host", "main", "hostname").stdout.decode().strip()
+        == os.uname().nodename
+    )
+    running_pod(cluster, namespace, "published")
+    assert (
+        wait_for(lambda: http_body(node_ip, host_port), timeout=10)
+        == b"hello from timonel busybox\n"
+    )
+
+
+def test_downward_api_projected_and_persistent_volumes(cluster: Cluster, tmp_path: Path) -> None:
+    namespace = cluster.namespace()
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    (disk / "data").write_text("persistent\n")
+    volume_name = f"pv-{namespace}"
+    cluster.kubectl("apply", "-f", "-", input=json.dumps({
+        "apiVersion": "v1", "kind": "PersistentVolume", "metadata": {"name": volume_name},
+        "spec": {"capacity": {"storage": "1Gi"}, "accessModes": ["ReadWriteOnce"], "hostPath": {"path": str(disk)},
+                 "claimRef": {"name": "claim", "namespace": namespace}},
+    }))  # fmt: skip
+    cluster.apply(json.dumps({
+        "apiVersion": "v1", "kind": "PersistentVolumeClaim", "metadata": {"name": "claim"},
+        "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}, "volumeName": volume_name},
+    }), namespace)  # fmt: skip
+    cluster.kubectl("create", "configmap", "info", "-n", namespace, "--from-literal=color=blue")
+    container = {
+        "name": "main",
+        "command": ["sh", "-c", WAIT_FOREVER],
+        "resources": {"limits": {"memory": "32Mi"}},
+        "volumeMounts": [
+            {"name": "disk", "mountPath": "/disk"},
+            {"name": "facts", "mountPath": "/facts"},
+            {"name": "bundle", "mountPath": "/bundle"},
+        ],
+    }
+    volumes = [
+        {"name": "disk", "persistentVolumeClaim": {"claimName": "claim"}},
+        {
+            "name": "facts",
+            "downwardAPI": {
+                "items": [
+                    {"path": "labels", "fieldRef": {"fieldPath": "metadata.labels"}},
+                    {
+                        "path": "memory",
+                        "resourceFieldRef": {
+                            "containerName": "main",
+                            "resource": "limits.memory",
+                            "divisor": "1Mi",
+                        },
+                    },
+                ]
+            },
+        },
+        {
+            "name": "bundle",
+            "projected": {
+                "sources": [
+                    {"configMap": {"name": "info"}},
+                    {
+                        "downwardAPI": {
+                            "items": [
+                                {
+                                    "path": "namespace",
+                                    "fieldRef": {"fieldPath": "metadata.namespace"},
+                                }
+                            ]
+                        }
+                    },
+                ]
+            },
+        },
+    ]
+    manifest = json.loads(pod_manifest("volumes", [container], volumes=volumes))
+    manifest["metadata"]["labels"] = {"app": "facts"}
+    cluster.apply(json.dumps(manifest), namespace)
+    running_pod(cluster, namespace, "volumes")
+
+    def read(path: str) -> bytes:
+        return cluster.exec(namespace, "volumes", "main", "cat", path).stdout
+
+    assert read("/disk/data") == b"persistent\n"
+    assert (
+        cluster.exec(namespace, "volumes", "main", "sh", "-c", "echo written > /disk/out").exit_code
+        == 0
+    )
+    assert (disk / "out").read_text() == "written\n"
+    assert read("/facts/labels") == b'app="facts"'
+    assert read("/facts/memory") == b"32"
+    assert read("/bundle/color") == b"blue"
+    assert read("/bundle/namespace") == namespace.encode()
+    cluster.kubectl("delete", "pod", "volumes", "-n", namespace, "--wait=true")
+    cluster.kubectl("delete", "pv", volume_name, "--wait=false")
+
+
+def test_sandboxes_of_pods_the_api_does_not_know_are_removed(
+    cluster: Cluster, tmp_path: Path
+) -> None:
+    import asyncio
+
+    async def orphan() -> str:
+        async with CriClient(cluster.socket, timeout=30) as cri:
+            uid = str(uuid.uuid4())
+            config = api.PodSandboxConfig(
+                metadata=api.PodSandboxMetadata(name="ghost", uid=uid, namespace="nowhere"),
+                hostname="ghost",
+                log_directory=str(tmp_path),
+                labels={
+                    POD_UID_LABEL: uid,
+                    POD_NAME_LABEL: "ghost",
+                    POD_NAMESPACE_LABEL: "nowhere",
+                    NODE_LABEL: cluster.node_name,
+                },
+                linux=api.LinuxPodSandboxConfig(
+                    cgroup_parent=f"/timonel-{cluster.node_name}/besteffort/pod{uid}"
+                ),
+            )
+            return await cri.run_pod_sandbox(config)
+
+    sandbox_id = asyncio.run(orphan())
+
+    async def exists() -> bool:
+        async with CriClient(cluster.socket, timeout=10) as cri:
+            return any(s.id == sandbox_id for s in await cri.list_pod_sandbox())
+
+    wait_for(
+        lambda: not asyncio.run(exists()), timeout=20, what="the orphaned sandbox to be removed"
+    )
+
+
+def test_a_restarted_containerd_keeps_the_pods_running(cluster: Cluster) -> None:
+    namespace = cluster.namespace()
+    cluster.apply(pod_manifest("steady", [{"name": "main", "command": SERVE}]), namespace)
+    before = container_status(running_pod(cluster, namespace, "steady"), "main")
+    old_pid = cluster.containerd_pid()
+    os.kill(old_pid, signal.SIGKILL)
+
+    def restarted() -> int | None:
+        pid = cluster.containerd_pid()
+        return pid if pid != old_pid and cluster.sandbox_count() > 0 else None
+
+    wait_for(restarted, timeout=30, what="containerd to be restarted")
+    time.sleep(2)  # relists of the agent against the new containerd
+    after = container_status(running_pod(cluster, namespace, "steady"), "main")
+    assert (after["containerID"], after["restartCount"]) == (before["containerID"], 0)
+    cluster.apply(pod_manifest("fresh", [{"name": "main", "command": SERVE}]), namespace)
+    fresh = running_pod(cluster, namespace, "fresh")
+    assert http_body(fresh["status"]["podIP"]) == b"hello from timonel busybox\n"
 
 
 def test_agent_restart_adopts_running_pods(cluster: Cluster) -> None:

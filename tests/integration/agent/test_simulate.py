@@ -4,6 +4,7 @@ paused node stops renewing its Lease."""
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import signal
 import subprocess
@@ -221,11 +222,29 @@ def test_pods_on_one_node_get_distinct_addresses(
 
     def addresses() -> list[str] | None:
         pods = get_json(server, "pods", "-n", namespace)["items"]
-        ips = [p.get("status", {}).get("podIP") for p in pods]
+        ips = [p.get("status", {}).get("podIP") for p in pods if p["metadata"]["name"] != "host"]
         return ips if len(ips) == 3 and all(ips) else None
 
     ips = eventually(addresses, what="three pod IPs")
     assert len(set(ips)) == 3
+    # From the node's spec.podCIDR once the node IPAM controller set it, else from the
+    # agent's fallback range.
+    node = get_json(server, "node", agent.name(0))
+    ranges = [ipaddress.ip_network("10.128.0.0/9")]
+    if node["spec"].get("podCIDR"):
+        ranges.append(ipaddress.ip_network(node["spec"]["podCIDR"]))
+    for ip in ips:
+        assert any(ipaddress.ip_address(ip) in network for network in ranges), ip
+
+    host = _pod("host", agent.name(0), hostNetwork=True)
+    server.kubectl("apply", "-n", namespace, "-f", "-", input=host)
+
+    def addressed() -> dict[str, Any] | None:
+        pod = get_json(server, "pod", "host", "-n", namespace)
+        return pod if pod["status"].get("podIP") else None
+
+    pod = eventually(addressed, what="the host-network pod's address")
+    assert pod["status"]["podIP"] == pod["status"]["hostIP"]
 
 
 def test_job_pod_completes_when_asked(

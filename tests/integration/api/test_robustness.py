@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import base64
+import http.client
 import json
 import ssl
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from pathlib import Path
@@ -22,19 +22,29 @@ from tests.conftest import RunningServer, start_server
 
 
 class Client:
-    """A minimal HTTPS client with the admin certificate from the kubeconfig."""
+    """A minimal HTTPS client with the admin certificate from the kubeconfig; one kept-alive
+    connection per thread."""
 
-    def __init__(self, server: RunningServer) -> None:
+    def __init__(self, server: RunningServer, directory: Path) -> None:
         kubeconfig = yaml.safe_load(server.kubeconfig.read_text())
         user = kubeconfig["users"][0]["user"]
         cluster = kubeconfig["clusters"][0]["cluster"]
-        directory = Path(tempfile.mkdtemp(prefix="timonel-client-"))
         (directory / "ca.crt").write_bytes(base64.b64decode(cluster["certificate-authority-data"]))
         (directory / "client.crt").write_bytes(base64.b64decode(user["client-certificate-data"]))
         (directory / "client.key").write_bytes(base64.b64decode(user["client-key-data"]))
         self.context = ssl.create_default_context(cafile=str(directory / "ca.crt"))
         self.context.load_cert_chain(str(directory / "client.crt"), str(directory / "client.key"))
-        self.base = server.url
+        self.port = server.port
+        self._local = threading.local()
+
+    def _connection(self) -> http.client.HTTPSConnection:
+        connection = getattr(self._local, "connection", None)
+        if connection is None:
+            connection = http.client.HTTPSConnection(
+                "127.0.0.1", self.port, context=self.context, timeout=30
+            )
+            self._local.connection = connection
+        return connection
 
     def call(
         self,
@@ -43,22 +53,24 @@ class Client:
         body: bytes | None = None,
         content_type: str = "application/json",
     ) -> tuple[int, Any]:
-        req = urlrequest.Request(
-            self.base + path,
-            data=body,
-            method=method,
-            headers={"Content-Type": content_type, "Accept": "application/json"},
-        )
-        try:
-            with urlrequest.urlopen(req, context=self.context, timeout=30) as response:
+        headers = {"Content-Type": content_type, "Accept": "application/json"}
+        for attempt in range(2):
+            connection = self._connection()
+            try:
+                connection.request(method, path, body=body, headers=headers)
+                response = connection.getresponse()
                 return response.status, json.loads(response.read() or b"null")
-        except HTTPError as error:
-            return error.code, json.loads(error.read() or b"null")
+            except (http.client.HTTPException, ConnectionError):
+                connection.close()
+                self._local.connection = None
+                if attempt:
+                    raise
+        raise AssertionError("unreachable")
 
 
 @pytest.fixture(scope="module")
-def api(server: RunningServer) -> Client:
-    return Client(server)
+def api(server: RunningServer, tmp_path_factory: pytest.TempPathFactory) -> Client:
+    return Client(server, tmp_path_factory.mktemp("client"))
 
 
 def _cm(name: str, **extra: Any) -> bytes:

@@ -18,7 +18,9 @@ from timonel.server import ControlPlane, ServerOptions
 
 @pytest.fixture
 async def plane(tmp_path: Path) -> AsyncIterator[ControlPlane]:
-    control_plane = ControlPlane(ServerOptions(data_dir=tmp_path, bind_address="127.0.0.1", https_listen_port=0))
+    control_plane = ControlPlane(
+        ServerOptions(data_dir=tmp_path, bind_address="127.0.0.1", https_listen_port=0)
+    )
     await control_plane.start()
     try:
         yield control_plane
@@ -27,8 +29,12 @@ async def plane(tmp_path: Path) -> AsyncIterator[ControlPlane]:
 
 
 def _cm(name: str, value: str = "1") -> Object:
-    return {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name, "namespace": "default"},
-            "data": {"v": value}}
+    return {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {"name": name, "namespace": "default"},
+        "data": {"v": value},
+    }
 
 
 async def _until(condition: object, timeout: float = 5.0) -> None:
@@ -72,8 +78,15 @@ async def test_only_one_leader_at_a_time(plane: ControlPlane) -> None:
     overlaps = 0
 
     def elector(identity: str, client: ApiClient) -> LeaderElector:
-        return LeaderElector(client, "test-lock", identity, namespace="default", lease_duration=1.0,
-                             renew_deadline=0.6, retry_period=0.1)
+        return LeaderElector(
+            client,
+            "test-lock",
+            identity,
+            namespace="default",
+            lease_duration=1.0,
+            renew_deadline=0.6,
+            retry_period=0.1,
+        )
 
     async def lead(identity: str) -> None:
         nonlocal overlaps

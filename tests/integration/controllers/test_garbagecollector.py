@@ -5,32 +5,10 @@ from __future__ import annotations
 import json
 import time
 import uuid
-from collections.abc import Callable
 from typing import Any
 
 from tests.conftest import RunningServer
-
-
-def wait_until(
-    condition: Callable[[], bool], timeout: float = 10.0, what: str = "condition"
-) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what} not met in {timeout}s")
-        time.sleep(0.1)
-
-
-def get(server: RunningServer, kind: str, name: str, namespace: str = "") -> dict[str, Any] | None:
-    args = ["get", kind, name, "-o", "json"]
-    if namespace:
-        args += ["-n", namespace]
-    result = server.kubectl(*args, check=False)
-    if result.returncode != 0:
-        assert "NotFound" in result.stderr, result.stderr
-        return None
-    found: dict[str, Any] = result.json()
-    return found
+from tests.integration.controllers.harness import get, wait_for
 
 
 def configmap(
@@ -75,10 +53,8 @@ def test_background_deletion_removes_dependents(server: RunningServer, namespace
         owners=[owned_by(get(server, "cm", "dependent", namespace) or {})],
     )
     server.kubectl("delete", "configmap", "owner", "-n", namespace)
-    wait_until(lambda: get(server, "cm", "dependent", namespace) is None, what="dependent deleted")
-    wait_until(
-        lambda: get(server, "cm", "grandchild", namespace) is None, what="grandchild deleted"
-    )
+    wait_for(lambda: get(server, "cm", "dependent", namespace) is None, what="dependent deleted")
+    wait_for(lambda: get(server, "cm", "grandchild", namespace) is None, what="grandchild deleted")
 
 
 def test_foreground_deletion_waits_for_blocking_dependents(
@@ -101,7 +77,7 @@ def test_foreground_deletion_waits_for_blocking_dependents(
         dependent = get(server, "cm", "dependent", namespace)
         return dependent is not None and bool(dependent["metadata"].get("deletionTimestamp"))
 
-    wait_until(dependent_being_deleted, what="dependent deleted by the collector")
+    wait_for(dependent_being_deleted, what="dependent deleted by the collector")
     held = get(server, "cm", "owner", namespace)
     assert held is not None
     assert held["metadata"].get("deletionTimestamp")
@@ -117,8 +93,8 @@ def test_foreground_deletion_waits_for_blocking_dependents(
         "-p",
         '{"metadata":{"finalizers":null}}',
     )
-    wait_until(lambda: get(server, "cm", "dependent", namespace) is None, what="dependent gone")
-    wait_until(lambda: get(server, "cm", "owner", namespace) is None, what="owner gone")
+    wait_for(lambda: get(server, "cm", "dependent", namespace) is None, what="dependent gone")
+    wait_for(lambda: get(server, "cm", "owner", namespace) is None, what="owner gone")
 
 
 def test_foreground_deletion_does_not_wait_for_non_blocking_dependents(
@@ -134,7 +110,7 @@ def test_foreground_deletion_does_not_wait_for_non_blocking_dependents(
     assert get(server, "cm", "owner", namespace) is None
     dependent = get(server, "cm", "dependent", namespace)
     assert dependent is not None
-    wait_until(
+    wait_for(
         lambda: bool(
             (get(server, "cm", "dependent", namespace) or {})
             .get("metadata", {})
@@ -189,7 +165,7 @@ def test_dangling_reference_is_removed_while_another_owner_remains(
         refs = dependent["metadata"].get("ownerReferences") or []
         return [ref["uid"] for ref in refs] == [other["metadata"]["uid"]]
 
-    wait_until(only_other_owner_left, what="dangling reference removed")
+    wait_for(only_other_owner_left, what="dangling reference removed")
 
 
 def test_owner_that_never_existed_and_cross_namespace_owner(
@@ -210,11 +186,11 @@ def test_owner_that_never_existed_and_cross_namespace_owner(
     }
     server.kubectl("create", "-f", "-", input=json.dumps(body))
     try:
-        wait_until(
+        wait_for(
             lambda: get(server, "cm", "orphaned", namespace) is None,
             what="orphaned dependent deleted",
         )
-        wait_until(
+        wait_for(
             lambda: get(server, "cm", "cross", namespace) is None,
             what="cross-namespace dependent deleted",
         )
@@ -255,7 +231,7 @@ def test_custom_resources_are_collected(server: RunningServer, namespace: str) -
     }
     server.kubectl("create", "-f", "-", input=json.dumps(crd))
     try:
-        wait_until(
+        wait_for(
             lambda: (
                 server.kubectl("get", f"widgets.{group}", "-n", namespace, check=False).returncode
                 == 0
@@ -275,12 +251,12 @@ def test_custom_resources_are_collected(server: RunningServer, namespace: str) -
         ).json()
         configmap(server, "widget-child", namespace, owners=[owned_by(owning)])
         server.kubectl("delete", "configmap", "owner", "-n", namespace)
-        wait_until(
+        wait_for(
             lambda: get(server, f"widgets.{group}", "w", namespace) is None,
             timeout=15,
             what="widget deleted",
         )
-        wait_until(
+        wait_for(
             lambda: get(server, "cm", "widget-child", namespace) is None,
             what="widget's dependent deleted",
         )

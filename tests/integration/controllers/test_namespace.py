@@ -8,7 +8,7 @@ import uuid
 from typing import Any
 
 from tests.conftest import RunningServer
-from tests.integration.controllers.test_garbagecollector import get, wait_until
+from tests.integration.controllers.harness import get, wait_for
 
 CONTENT = """\
 apiVersion: v1
@@ -80,7 +80,7 @@ def test_content_held_by_a_finalizer_keeps_the_namespace_terminating(server: Run
         assert namespace is not None
         return "NamespaceFinalizersRemaining" in conditions(namespace)
 
-    wait_until(reports_remaining_content, timeout=15, what="deletion conditions")
+    wait_for(reports_remaining_content, timeout=15, what="deletion conditions")
     namespace = get(server, "namespace", name)
     assert namespace is not None
     assert namespace["status"]["phase"] == "Terminating"
@@ -117,4 +117,47 @@ def test_content_held_by_a_finalizer_keeps_the_namespace_terminating(server: Run
         '{"metadata":{"finalizers":null}}',
     )
     # kube looks again after half the 15 s it allows finalizers.
-    wait_until(lambda: get(server, "namespace", name) is None, timeout=20, what="namespace gone")
+    wait_for(lambda: get(server, "namespace", name) is None, timeout=20, what="namespace gone")
+
+
+def test_custom_resources_in_the_namespace_are_deleted(server: RunningServer) -> None:
+    group = f"ns{uuid.uuid4().hex[:6]}.example.com"
+    crd = {
+        "apiVersion": "apiextensions.k8s.io/v1",
+        "kind": "CustomResourceDefinition",
+        "metadata": {"name": f"gadgets.{group}"},
+        "spec": {
+            "group": group,
+            "scope": "Namespaced",
+            "names": {"plural": "gadgets", "singular": "gadget", "kind": "Gadget"},
+            "versions": [
+                {
+                    "name": "v1",
+                    "served": True,
+                    "storage": True,
+                    "schema": {
+                        "openAPIV3Schema": {
+                            "type": "object",
+                            "x-kubernetes-preserve-unknown-fields": True,
+                        }
+                    },
+                }
+            ],
+        },
+    }
+    server.kubectl("create", "-f", "-", input=json.dumps(crd))
+    name = f"ns-{uuid.uuid4().hex[:8]}"
+    try:
+        server.kubectl("create", "namespace", name)
+        wait_for(
+            lambda: (
+                server.kubectl("get", f"gadgets.{group}", "-n", name, check=False).returncode == 0
+            ),
+            what="custom resource served",
+        )
+        gadget = {"apiVersion": f"{group}/v1", "kind": "Gadget", "metadata": {"name": "g"}}
+        server.kubectl("create", "-n", name, "-f", "-", input=json.dumps(gadget))
+        server.kubectl("delete", "namespace", name, "--timeout=30s")
+        assert server.kubectl("get", f"gadgets.{group}", "-A", "-o", "name").stdout.split() == []
+    finally:
+        server.kubectl("delete", "crd", f"gadgets.{group}", "--ignore-not-found", "--wait=false")

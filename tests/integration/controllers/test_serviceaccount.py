@@ -7,7 +7,7 @@ import base64
 import yaml
 
 from tests.conftest import RunningServer
-from tests.integration.controllers.test_garbagecollector import get, wait_until
+from tests.integration.controllers.harness import get, wait_for
 
 
 def cluster_ca(server: RunningServer) -> str:
@@ -19,10 +19,10 @@ def cluster_ca(server: RunningServer) -> str:
 def test_new_namespace_gets_default_service_account_and_root_ca(
     server: RunningServer, namespace: str
 ) -> None:
-    wait_until(
+    wait_for(
         lambda: get(server, "serviceaccount", "default", namespace) is not None, what="default SA"
     )
-    wait_until(
+    wait_for(
         lambda: get(server, "configmap", "kube-root-ca.crt", namespace) is not None, what="root CA"
     )
     configmap = get(server, "configmap", "kube-root-ca.crt", namespace)
@@ -35,20 +35,20 @@ def test_new_namespace_gets_default_service_account_and_root_ca(
 
 def test_system_namespaces_have_them_too(server: RunningServer) -> None:
     for name in ("default", "kube-system", "kube-public", "kube-node-lease"):
-        wait_until(
+        wait_for(
             lambda name=name: get(server, "serviceaccount", "default", name) is not None, what=name
         )
-        wait_until(
+        wait_for(
             lambda name=name: get(server, "configmap", "kube-root-ca.crt", name) is not None,
             what=name,
         )
 
 
 def test_deleted_or_changed_ones_come_back(server: RunningServer, namespace: str) -> None:
-    wait_until(
+    wait_for(
         lambda: get(server, "serviceaccount", "default", namespace) is not None, what="default SA"
     )
-    wait_until(
+    wait_for(
         lambda: get(server, "configmap", "kube-root-ca.crt", namespace) is not None, what="root CA"
     )
     account = get(server, "serviceaccount", "default", namespace)
@@ -59,10 +59,10 @@ def test_deleted_or_changed_ones_come_back(server: RunningServer, namespace: str
         again = get(server, "serviceaccount", "default", namespace)
         return again is not None and again["metadata"]["uid"] != account["metadata"]["uid"]
 
-    wait_until(recreated, what="default SA recreated")
+    wait_for(recreated, what="default SA recreated")
 
     server.kubectl("delete", "configmap", "kube-root-ca.crt", "-n", namespace)
-    wait_until(
+    wait_for(
         lambda: get(server, "configmap", "kube-root-ca.crt", namespace) is not None,
         what="root CA back",
     )
@@ -76,7 +76,7 @@ def test_deleted_or_changed_ones_come_back(server: RunningServer, namespace: str
         "-p",
         '{"data":{"ca.crt":"x"}}',
     )
-    wait_until(
+    wait_for(
         lambda: (
             (get(server, "configmap", "kube-root-ca.crt", namespace) or {}).get("data")
             == {"ca.crt": cluster_ca(server)}

@@ -356,7 +356,8 @@ def pull_credentials(image: str, secrets: Iterable[Object]) -> list[api.AuthConf
             if entry.get("auth") and not username:
                 decoded = base64.b64decode(str(entry["auth"])).decode(errors="replace")
                 username, _, password = decoded.partition(":")
-            server = registry if registry != DOCKER_HUB else "registry-1.docker.io"
+            # containerd 1.6 compares the URL's host with the host it is talking to.
+            server = f"https://{registry if registry != DOCKER_HUB else 'registry-1.docker.io'}"
             found.append(
                 (
                     len(_normalized_registry(key)[1]),
@@ -396,10 +397,10 @@ class ImageManager:
         pull_secrets: Sequence[Object],
         record: EventSink,
         sandbox_config: api.PodSandboxConfig | None = None,
-    ) -> str:
-        """The image ID to create the container from; raises ImageError with the
-        container's waiting reason (ErrImagePull, ImagePullBackOff, ErrImageNeverPull,
-        InvalidImageName)."""
+    ) -> api.Image:
+        """The image to create the container from (its `id`, and its user); raises
+        ImageError with the container's waiting reason (ErrImagePull, ImagePullBackOff,
+        ErrImageNeverPull, InvalidImageName)."""
         image = str(container.get("image", ""))
         if not is_valid_reference(image):
             message = (
@@ -413,7 +414,7 @@ class ImageManager:
         if not needs_pull(policy, present is not None):
             if present is not None:
                 record("Normal", "Pulled", f'Container image "{image}" already present on machine')
-                return present.id
+                return present
             message = f'Container image "{image}" is not present with pull policy of Never'
             record("Warning", "ErrImageNeverPull", message)
             raise ImageError("ErrImageNeverPull", message)
@@ -450,7 +451,7 @@ class ImageManager:
             f'Successfully pulled image "{image}" in {took:.3f}s ({took + waited:.3f}s '
             f"including waiting).{size}",
         )
-        return status.id if status is not None else image_ref
+        return status if status is not None else api.Image(id=image_ref)
 
     async def _pull(
         self,

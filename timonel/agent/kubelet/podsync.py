@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import os
 import secrets
@@ -78,6 +79,7 @@ from timonel.agent.kubelet.runtimestate import (
     ContainerState,
     PodRuntime,
     read_pod_runtime,
+    sandbox_state,
 )
 from timonel.agent.kubelet.status import PodStatusInputs, generate_pod_status
 from timonel.agent.kubelet.volumes import VolumeError, VolumeManager
@@ -335,7 +337,8 @@ class PodSyncer:
                     f"Failed to create pod sandbox: {error.details}",
                 )
                 return [2.0]
-            runtime = await read_pod_runtime(self.cri(), state.uid)
+            created = sandbox_state((await self.cri().pod_sandbox_status(sandbox_id)).status)
+            runtime = dataclasses.replace(runtime, sandboxes=(created, *runtime.sandboxes))
         else:
             sandbox_config = self._sandbox_config(
                 pod, runtime.sandboxes[0].attempt if runtime.sandboxes else 0
@@ -476,7 +479,7 @@ class PodSyncer:
             self.record_event(pod, path, type_, reason, message)
 
         try:
-            image_id = await self.images.ensure_image(
+            image = await self.images.ensure_image(
                 state.uid, container, self._pull_secrets(pod), record, sandbox_config
             )
         except ImageError as error:
@@ -490,10 +493,8 @@ class PodSyncer:
             command, args = expand_command(
                 container.get("command") or [], container.get("args") or [], env
             )
-            image = await self.cri().image_status(image_id)
-            image_uid = image.uid.value if image is not None and image.HasField("uid") else None
-            image_user = image.username if image is not None else ""
-            verify_run_as_non_root(pod, container, image_uid, image_user)
+            image_uid = image.uid.value if image.HasField("uid") else None
+            verify_run_as_non_root(pod, container, image_uid, image.username)
             termination_file = self._termination_file(pod, name)
             mounts = container_mounts(
                 container, volumes, env, hosts_file=hosts_path, termination_file=termination_file
@@ -514,7 +515,7 @@ class PodSyncer:
             container,
             node_name=self.node.node_name,
             restart_count=restart_count,
-            image=image_id,
+            image=image.id,
             env=env,
             mounts=mounts,
             command=command,

@@ -456,10 +456,18 @@ class VolumeManager:
         claim_name = str(source.get("claimName", ""))
         claim = await self.client.get(PERSISTENTVOLUMECLAIMS, claim_name, namespace)
         volume_name = _dict(claim.get("spec")).get("volumeName")
-        if not volume_name or _dict(claim.get("status")).get("phase") != "Bound":
+        if not volume_name:
             raise ContainerConfigError(f"PVC {namespace}/{claim_name} is not bound")
         volume = await self.client.get(PERSISTENTVOLUMES, str(volume_name))
         spec = _dict(volume.get("spec"))
+        claim_ref = _dict(spec.get("claimRef"))
+        if claim_ref and (claim_ref.get("name"), claim_ref.get("namespace")) != (
+            claim_name,
+            namespace,
+        ):
+            raise ContainerConfigError(
+                f"persistent volume {volume_name} is bound to another claim than {namespace}/{claim_name}"
+            )
         read_only = bool(source.get("readOnly"))
         if "hostPath" in spec:
             host_path = _dict(spec["hostPath"])

@@ -6,8 +6,10 @@ What a simulated node does, as a kubelet would:
 - *registers* its Node (status included; an existing Node is reconciled instead);
 - *heartbeats*: renews its Lease in kube-node-lease every heartbeat period (10 s), the
   nodes spread evenly over the period so that renewals arrive as a steady stream, at most
-  `concurrency / 2` requests in flight; the same tick writes the node's status when it is
-  due (every 5 min) or when someone changed the conditions the kubelet owns;
+  `heartbeatConcurrency` requests in flight on connections of their own; the same tick
+  writes the node's status when it is due (every 5 min) or when someone changed the
+  conditions the kubelet owns. Heartbeats come first: while some wait for a slot, only
+  a quarter of the pod workers go on, so a busy server delays pods, not leases;
 - *plays its pods' lifecycles* from the stage table (stages.py) in kwok's pipeline: one
   informer over every bound pod (`spec.nodeName!=`), filtered to our nodes → a work
   queue keyed by pod → `sync_pod(key)` matches a stage and, once the stage's delay has
@@ -145,7 +147,6 @@ class SimulatedNodes:
         self.queue = WorkQueue(base_delay=0.05, max_delay=10.0)
         self.stats: Counter[str] = Counter()
         self.paused: frozenset[str] = frozenset()
-        self.registered = asyncio.Event()
         self._pending: dict[str, _Planned] = {}
         self._played: dict[str, str] = {}
         self._allocators: dict[str, PodIPAllocator] = {}
@@ -170,7 +171,6 @@ class SimulatedNodes:
         loop = asyncio.get_running_loop()
         started = loop.time()
         await self._register_all()
-        self.registered.set()
         log.info(
             "registered %d simulated nodes (%s .. %s) in %.1f s",
             len(self.names),

@@ -117,7 +117,11 @@ def test_pull_secrets_that_match_the_registry() -> None:
         }
     )
     [hub] = pull_credentials("busybox", [secret])
-    assert (hub.username, hub.password, hub.server_address) == ("hub", "pw", "registry-1.docker.io")
+    assert (hub.username, hub.password, hub.server_address) == (
+        "hub",
+        "pw",
+        "https://registry-1.docker.io",
+    )
     team = pull_credentials("registry.local:5000/team/app:1", [secret])
     assert [auth.username for auth in team] == ["team", "local"]
     assert pull_credentials("quay.io/x/y", [secret]) == []

@@ -1,0 +1,418 @@
+"""Pod startup through the node agent, next to the same pods started straight through CRI.
+
+Starts `timonel server --disable-agent` and a separate `timonel agent` process (so the
+agent's own memory and CPU can be read) on a fresh data directory, with a unique node
+name and cluster CIDR, and waits for the node to be Ready. Then, in one run:
+
+- agent idle: RSS and CPU of the agent process (and containerd's RSS) over `--idle`
+  seconds with no pods, and again with `--concurrent` pods running;
+- through the agent: `--pods` pods created one after another (each deleted, and gone,
+  before the next), then `--concurrent` pods created at once. Latency per pod is from just
+  before its POST to the first watch event showing every container running (the image is
+  already on the node); the scheduler's binding is part of it and reported separately;
+- straight through CRI, on the agent's own containerd: the same pods (same image, same
+  command, a sandbox on the same CNI bridge) with bench/cri_pod_start.py's PodBench: the
+  floor a kubelet on this node can reach.
+
+Everything is removed at the end, also on failure. Run as root from the repository:
+
+    .venv/bin/python bench/pod_startup.py [--pods 50] [--concurrent 20] [--json out.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import ipaddress
+import json
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import harness
+from cri_pod_start import WORKLOAD, PodBench, Timings, rss_kib
+
+from timonel.agent.kubelet.agent import default_run_dir
+from timonel.agent.runtime.cri import CriClient
+from timonel.agent.runtime.images import BUSYBOX_IMAGE
+from timonel.agent.runtime.node import NodeRuntime
+
+NAMESPACE = "bench"
+
+
+def free_cluster_cidr() -> str:
+    routes = json.loads(
+        subprocess.run(["ip", "-j", "route"], capture_output=True, check=True).stdout
+    )
+    taken = [ipaddress.ip_network(r["dst"], strict=False) for r in routes if r["dst"] != "default"]
+    for candidate in ipaddress.ip_network("10.208.0.0/13").subnets(new_prefix=16):
+        if not any(candidate.overlaps(network) for network in taken):
+            return str(candidate)
+    raise SystemExit("no free /16 for the cluster CIDR under 10.208.0.0/13")
+
+
+def pod_body(name: str) -> dict[str, Any]:
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": name, "namespace": NAMESPACE},
+        "spec": {
+            "terminationGracePeriodSeconds": 2,
+            "containers": [
+                {
+                    "name": "main",
+                    "image": BUSYBOX_IMAGE,
+                    "imagePullPolicy": "IfNotPresent",
+                    "command": WORKLOAD,
+                }
+            ],
+        },
+    }
+
+
+@dataclass
+class Processes:
+    base: Path
+    node_name: str
+    cluster_cidr: str
+    port: int
+    server: subprocess.Popen[bytes] | None = None
+    agent: subprocess.Popen[bytes] | None = None
+
+    @property
+    def server_dir(self) -> Path:
+        return self.base / "server"
+
+    @property
+    def agent_dir(self) -> Path:
+        return self.base / "agent"
+
+    @property
+    def url(self) -> str:
+        return f"https://127.0.0.1:{self.port}"
+
+    def start_server(self) -> None:
+        log = (self.base / "server.log").open("ab")
+        self.server = subprocess.Popen(
+            [
+                sys.executable, "-m", "timonel", "server", "--disable-agent",
+                "--data-dir", str(self.server_dir), "--bind-address", "127.0.0.1",
+                "--https-listen-port", str(self.port), "--cluster-cidr", self.cluster_cidr,
+            ],
+            stdout=log, stderr=subprocess.STDOUT, cwd=harness.REPO,
+        )  # fmt: skip
+        deadline = time.monotonic() + 60
+        while (
+            harness.readyz_status(self.port) != 200
+            or not (self.server_dir / "kubeconfig.yaml").exists()
+        ):
+            if self.server.poll() is not None or time.monotonic() > deadline:
+                raise SystemExit(f"the server did not start; see {self.base / 'server.log'}")
+            time.sleep(0.05)
+
+    def start_agent(self) -> None:
+        token = (self.server_dir / "token").read_text().strip()
+        log = (self.base / "agent.log").open("ab")
+        self.agent = subprocess.Popen(
+            [
+                sys.executable, "-m", "timonel", "agent", "--server", self.url, "--token", token,
+                "--data-dir", str(self.agent_dir), "--node-name", self.node_name,
+            ],
+            stdout=log, stderr=subprocess.STDOUT, cwd=harness.REPO,
+        )  # fmt: skip
+
+    def stop(self) -> None:
+        for process in (self.agent, self.server):
+            if process is not None and process.poll() is None:
+                process.send_signal(signal.SIGTERM)
+                try:
+                    process.wait(30)
+                except subprocess.TimeoutExpired:
+                    process.kill()
+                    process.wait(10)
+
+
+def containerd_pid(agent_dir: Path) -> int | None:
+    try:
+        return int(json.loads((default_run_dir(agent_dir) / "containerd.pid").read_text())["pid"])
+    except (OSError, ValueError, KeyError):
+        return None
+
+
+class PodWatcher:
+    """When each pod of the namespace was first seen bound, running, and gone."""
+
+    def __init__(self, session: aiohttp.ClientSession) -> None:
+        self.session = session
+        self.bound: dict[str, float] = {}
+        self.running: dict[str, float] = {}
+        self.gone: dict[str, float] = {}
+        self.changed = asyncio.Event()
+        self.task: asyncio.Task[None] | None = None
+
+    async def run(self) -> None:
+        path = f"/api/v1/namespaces/{NAMESPACE}/pods"
+        while True:
+            listed = json.loads(await harness.call(self.session, "GET", path))
+            version = listed["metadata"]["resourceVersion"]
+            query = f"?watch=1&resourceVersion={version}&allowWatchBookmarks=true"
+            async with self.session.get(
+                path + query, timeout=aiohttp.ClientTimeout(total=None)
+            ) as response:
+                async for line in response.content:
+                    if line.strip():
+                        self._observe(json.loads(line), time.perf_counter())
+
+    def _observe(self, event: dict[str, Any], now: float) -> None:
+        pod = event["object"]
+        name = pod.get("metadata", {}).get("name", "")
+        if event["type"] == "DELETED":
+            self.gone.setdefault(name, now)
+        elif event["type"] in ("ADDED", "MODIFIED"):
+            if pod.get("spec", {}).get("nodeName"):
+                self.bound.setdefault(name, now)
+            statuses = pod.get("status", {}).get("containerStatuses") or []
+            if statuses and all("running" in s.get("state", {}) for s in statuses):
+                self.running.setdefault(name, now)
+        self.changed.set()
+
+    async def wait(self, table: dict[str, float], names: list[str], timeout: float = 120) -> None:
+        deadline = time.monotonic() + timeout
+        while not all(name in table for name in names):
+            self.changed.clear()
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                missing = [n for n in names if n not in table]
+                raise TimeoutError(f"pods {missing[:5]} did not get there in {timeout} s")
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.changed.wait(), remaining)
+
+
+async def create(session: aiohttp.ClientSession, name: str) -> float:
+    started = time.perf_counter()
+    await harness.call(
+        session, "POST", f"/api/v1/namespaces/{NAMESPACE}/pods", body=pod_body(name), expect=(201,)
+    )
+    return started
+
+
+async def delete(session: aiohttp.ClientSession, name: str) -> float:
+    started = time.perf_counter()
+    await harness.call(
+        session, "DELETE", f"/api/v1/namespaces/{NAMESPACE}/pods/{name}", expect=(200, 202)
+    )
+    return started
+
+
+async def through_agent(
+    session: aiohttp.ClientSession, watcher: PodWatcher, pods: int, concurrent: int
+) -> dict[str, Any]:
+    async def one_by_one(prefix: str, count: int) -> tuple[list[float], list[float], list[float]]:
+        start, bind, teardown = [], [], []
+        for index in range(count):
+            name = f"{prefix}-{index}"
+            created = await create(session, name)
+            await watcher.wait(watcher.running, [name])
+            start.append(watcher.running[name] - created)
+            bind.append(watcher.bound[name] - created)
+            deleted = await delete(session, name)
+            await watcher.wait(watcher.gone, [name])
+            teardown.append(watcher.gone[name] - deleted)
+        return start, bind, teardown
+
+    await one_by_one("warm-up", 1)
+    started = time.perf_counter()
+    start, bind, teardown = await one_by_one("seq", pods)
+    report: dict[str, Any] = {
+        "sequential": {
+            "pods": pods,
+            "wall_s": round(time.perf_counter() - started, 2),
+            "created_to_running": harness.latency_summary(start),
+            "created_to_bound": harness.latency_summary(bind),
+            "delete_to_gone": harness.latency_summary(teardown),
+        }
+    }
+    names = [f"con-{i}" for i in range(concurrent)]
+    round_started = time.perf_counter()
+    created = await asyncio.gather(*(create(session, name) for name in names))
+    await watcher.wait(watcher.running, names)
+    all_running = max(watcher.running.values()) - round_started
+    deleted = await asyncio.gather(*(delete(session, name) for name in names))
+    await watcher.wait(watcher.gone, names)
+    report["concurrent"] = {
+        "pods": concurrent,
+        "all_running_s": round(all_running, 2),
+        "all_gone_s": round(max(watcher.gone[n] for n in names) - min(deleted), 2),
+        "created_to_running": harness.latency_summary(
+            [watcher.running[n] - c for n, c in zip(names, created, strict=True)]
+        ),
+        "created_to_bound": harness.latency_summary(
+            [watcher.bound[n] - c for n, c in zip(names, created, strict=True)]
+        ),
+    }
+    return report
+
+
+@dataclass
+class _NodeShim:
+    """What PodBench needs of a node: where pods' cgroups go."""
+
+    cgroup_parent: str
+
+
+async def through_cri(
+    socket: Path, node_name: str, logs: Path, pods: int, concurrent: int
+) -> dict[str, Any]:
+    async with CriClient(socket, timeout=60) as cri:
+        bench = PodBench(_NodeShim(f"/timonel-{node_name}"), cri, logs)  # type: ignore[arg-type]
+        warm = await bench.start("cri-warm-up", Timings())
+        await bench.stop(*warm, Timings())
+        sequential = Timings()
+        started = time.perf_counter()
+        for index in range(pods):
+            pod = await bench.start(f"cri-seq-{index}", sequential)
+            await bench.stop(*pod, sequential)
+        report: dict[str, Any] = {
+            "sequential": {
+                "pods": pods,
+                "wall_s": round(time.perf_counter() - started, 2),
+                "phases_ms": sequential.summary(),
+            }
+        }
+        parallel = Timings()
+        started = time.perf_counter()
+        running = await asyncio.gather(
+            *(bench.start(f"cri-con-{i}", parallel) for i in range(concurrent))
+        )
+        all_running = time.perf_counter() - started
+        await asyncio.gather(*(bench.stop(*pod, parallel) for pod in running))
+        report["concurrent"] = {
+            "pods": concurrent,
+            "all_running_s": round(all_running, 2),
+            "phases_ms": parallel.summary(),
+        }
+    return report
+
+
+def idle_sample(agent_pid: int, seconds: float) -> dict[str, float]:
+    cpu_before = harness.pid_cpu_seconds(agent_pid)
+    time.sleep(seconds)
+    cpu = harness.pid_cpu_seconds(agent_pid) - cpu_before
+    return {
+        "agent_rss_mib": round(rss_kib(agent_pid) / 1024, 1),
+        "agent_cpu_percent": round(100 * cpu / seconds, 2),
+        "seconds": seconds,
+    }
+
+
+async def run(arguments: argparse.Namespace) -> dict[str, Any]:
+    base = Path(tempfile.mkdtemp(prefix="timonel-podbench-"))
+    processes = Processes(
+        base, f"bench-{uuid.uuid4().hex[:6]}", free_cluster_cidr(), harness.free_port()
+    )
+    report: dict[str, Any] = {"node": processes.node_name, "cluster_cidr": processes.cluster_cidr}
+    try:
+        processes.start_server()
+        processes.start_agent()
+        context = harness.client_ssl_context(processes.server_dir / "kubeconfig.yaml")
+        connector = aiohttp.TCPConnector(ssl=context, limit=64)
+        async with aiohttp.ClientSession(
+            base_url=processes.url, connector=connector, timeout=aiohttp.ClientTimeout(total=120)
+        ) as session:
+            started = time.perf_counter()
+            while True:
+                with contextlib.suppress(harness.RequestFailed):
+                    node = json.loads(
+                        await harness.call(session, "GET", f"/api/v1/nodes/{processes.node_name}")
+                    )
+                    ready = {c["type"]: c["status"] for c in node["status"]["conditions"]}.get(
+                        "Ready"
+                    )
+                    if ready == "True":
+                        break
+                if processes.agent is not None and processes.agent.poll() is not None:
+                    raise SystemExit(f"the agent exited; see {base / 'agent.log'}")
+                await asyncio.sleep(0.1)
+            report["agent_start_to_node_ready_s"] = round(time.perf_counter() - started, 2)
+            await harness.ensure_namespace(session, NAMESPACE)
+            assert processes.agent is not None
+            await asyncio.sleep(arguments.settle)
+            report["idle_no_pods"] = idle_sample(processes.agent.pid, arguments.idle)
+            pid = containerd_pid(processes.agent_dir)
+            if pid is not None:
+                report["idle_no_pods"]["containerd_rss_mib"] = round(rss_kib(pid) / 1024, 1)
+
+            watcher = PodWatcher(session)
+            watcher.task = asyncio.create_task(watcher.run())
+            try:
+                report["through_agent"] = await through_agent(
+                    session, watcher, arguments.pods, arguments.concurrent
+                )
+                names = [f"idle-{i}" for i in range(arguments.concurrent)]
+                await asyncio.gather(*(create(session, name) for name in names))
+                await watcher.wait(watcher.running, names)
+                await asyncio.sleep(arguments.settle)
+                report["idle_with_pods"] = {
+                    "pods": len(names),
+                    **idle_sample(processes.agent.pid, arguments.idle),
+                }
+                await asyncio.gather(*(delete(session, name) for name in names))
+                await watcher.wait(watcher.gone, names)
+            finally:
+                watcher.task.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await watcher.task
+        report["through_cri"] = await through_cri(
+            default_run_dir(processes.agent_dir) / "containerd.sock",
+            processes.node_name,
+            base / "cri-logs",
+            arguments.pods,
+            arguments.concurrent,
+        )
+    finally:
+        processes.stop()
+        node = NodeRuntime(
+            node_name=processes.node_name,
+            state_dir=processes.agent_dir / "agent",
+            run_dir=default_run_dir(processes.agent_dir),
+        )
+        node.configure_network(
+            str(next(ipaddress.ip_network(processes.cluster_cidr).subnets(new_prefix=24)))
+        )
+        with contextlib.suppress(Exception):
+            await node.containerd.start()
+        await node.purge()
+        shutil.rmtree(base, ignore_errors=True)
+    return report
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--pods", type=int, default=50, help="pods created one after another")
+    parser.add_argument("--concurrent", type=int, default=20, help="pods created at once")
+    parser.add_argument("--idle", type=float, default=20.0, help="seconds of idle CPU sampling")
+    parser.add_argument("--settle", type=float, default=3.0, help="seconds before idle samples")
+    parser.add_argument("--json", type=Path, help="also write the report here")
+    arguments = parser.parse_args()
+    report = asyncio.run(run(arguments))
+    text = json.dumps(report, indent=2)
+    print(text)
+    if arguments.json:
+        arguments.json.write_text(text + "\n")
+
+
+if __name__ == "__main__":
+    main()
