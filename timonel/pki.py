@@ -531,6 +531,54 @@ def issue_client_cert(
     return pair.cert_pem, pair.key_pem
 
 
+def sign_certificate_request(
+    pki: ClusterPKI,
+    csr_pem: bytes,
+    *,
+    sans: Iterable[str],
+    server: bool,
+    now: datetime | None = None,
+) -> bytes:
+    """A certificate for the subject and public key of a PKCS#10 request, signed by the
+    cluster CA, naming `sans` (`DNS:name` / `IP:address`). Whether to honour the request
+    is the caller's decision; a malformed or badly signed one raises ValueError."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import ExtendedKeyUsageOID
+
+    request = x509.load_pem_x509_csr(csr_pem)
+    if not request.is_signature_valid:
+        raise ValueError("the certificate request's signature is invalid")
+    ca_cert = x509.load_pem_x509_certificate(pki.ca_cert_pem)
+    ca_key = serialization.load_pem_private_key(pki.ca_key_pem, password=None)
+    if not isinstance(ca_key, ec.EllipticCurvePrivateKey):
+        raise ValueError("the cluster CA key is not an ECDSA key")
+    moment = now or datetime.now(UTC)
+    usage = ExtendedKeyUsageOID.SERVER_AUTH if server else ExtendedKeyUsageOID.CLIENT_AUTH
+    ca_key_id = ca_cert.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value
+    builder = (
+        x509.CertificateBuilder()
+        .subject_name(request.subject)
+        .issuer_name(ca_cert.subject)
+        .public_key(request.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(moment - BACKDATE)
+        .not_valid_after(min(moment + LEAF_VALIDITY, ca_cert.not_valid_after_utc))
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(_key_usage(cert_sign=False), critical=True)
+        .add_extension(x509.ExtendedKeyUsage([usage]), critical=False)
+        .add_extension(
+            x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(ca_key_id),
+            critical=False,
+        )
+    )
+    general_names = [_general_name(san) for san in sans]
+    if general_names:
+        builder = builder.add_extension(x509.SubjectAlternativeName(general_names), critical=False)
+    return builder.sign(ca_key, hashes.SHA256()).public_bytes(serialization.Encoding.PEM)
+
+
 # -- files -------------------------------------------------------------------------------------
 
 

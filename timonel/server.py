@@ -188,7 +188,10 @@ class ControlPlane:
         if self.options.private_registry is not None:
             options.private_registry = self.options.private_registry
         self.agent = NodeAgent(self.in_process_client("kubelet"), options)
-        await self.agent.run()
+        try:
+            await self.agent.run()
+        except Exception:
+            log.exception("the node agent stopped; the control plane keeps running")
 
     async def stop(self) -> None:
         for task in self._components:
@@ -278,6 +281,19 @@ class ControlPlane:
         elif current and current.get("subsets") != endpoints["subsets"]:
             current["subsets"] = endpoints["subsets"]
             await self.request("PUT", "/api/v1/namespaces/default/endpoints/kubernetes", current)
+        await self._ensure_dns_service()
+
+    async def _ensure_dns_service(self) -> None:
+        """kube-system/kube-dns at --cluster-dns; the nodes' DNS servers are its endpoints
+        (timonel/agent/dns/registration.py)."""
+        from timonel.agent.dns.registration import dns_service
+
+        path = "/api/v1/namespaces/kube-system/services"
+        status, _ = await self.request("GET", f"{path}/kube-dns")
+        if status == 404:
+            status, body = await self.request("POST", path, dns_service(self.options.cluster_dns))
+            if status >= 300:
+                log.warning("cannot create the kube-dns Service: %s", (body or {}).get("message"))
 
 
 async def serve(options: ServerOptions) -> None:

@@ -484,6 +484,29 @@ def test_exceeding_the_memory_limit_ends_in_oom_killed(cluster: Cluster) -> None
     assert pod["status"]["qosClass"] == "Burstable"
 
 
+def test_an_empty_dir_over_its_size_limit_gets_the_pod_evicted(cluster: Cluster) -> None:
+    namespace = cluster.namespace()
+    filler = {
+        "name": "main",
+        "command": ["sh", "-c", f"dd if=/dev/zero of=/scratch/fill bs=1M count=3; {WAIT_FOREVER}"],
+        "volumeMounts": [{"name": "scratch", "mountPath": "/scratch"}],
+    }
+    volumes = [{"name": "scratch", "emptyDir": {"sizeLimit": "1Mi"}}]
+    cluster.apply(pod_manifest("filler", [filler], volumes=volumes), namespace)
+
+    def evicted() -> dict[str, Any] | None:
+        pod = cluster.pod("filler", namespace)
+        return pod if pod["status"].get("reason") == "Evicted" else None
+
+    pod = wait_for(evicted, timeout=40, what="the pod to be evicted")
+    assert pod["status"]["phase"] == "Failed"
+    assert (
+        pod["status"]["message"] == 'Usage of EmptyDir volume "scratch" exceeds the limit "1Mi". '
+    )
+    assert condition(pod, "DisruptionTarget") == "True"
+    assert "terminated" in container_status(pod, "main")["state"]
+
+
 def test_graceful_deletion_runs_pre_stop_and_respects_the_grace_period(
     cluster: Cluster, tmp_path: Path
 ) -> None:

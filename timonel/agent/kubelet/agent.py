@@ -35,6 +35,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
 
+from timonel.agent.dns.node import NodeDns, NodeDnsOptions
 from timonel.agent.join import join_when_reachable
 from timonel.agent.kubelet.backoff import Backoff
 from timonel.agent.kubelet.dns import ClusterDns, parse_resolv_conf
@@ -64,10 +65,11 @@ from timonel.agent.kubelet.volumes import VolumeManager, references
 from timonel.agent.runtime.cri import CriClient, CriError
 from timonel.agent.runtime.images import import_image_archive
 from timonel.agent.runtime.node import NodeRuntime
+from timonel.api.errors import StatusError
 from timonel.api.objects import Object
 from timonel.client.events import EventRecorder
 from timonel.client.informer import Informer
-from timonel.client.resources import CONFIGMAPS, PODS, SECRETS, SERVICES
+from timonel.client.resources import CONFIGMAPS, NODES, PODS, SECRETS, SERVICES
 from timonel.client.rest import ApiClient
 
 log = logging.getLogger(__name__)
@@ -79,6 +81,7 @@ RUN_ROOT: Final = Path("/run/timonel")
 ARCHIVE_SUFFIXES: Final = (".tar", ".tar.gz", ".tgz")
 IMPORTED_RECORD: Final = ".imported.json"
 RUNTIME_FACTS_PERIOD: Final = 10.0
+DEFAULT_CLUSTER_DNS: Final = "10.43.0.10"
 
 
 @dataclass
@@ -87,7 +90,8 @@ class AgentOptions:
     data_dir: Path
     container_runtime_endpoint: str = ""
     """Empty: run a private containerd; else the CRI endpoint of an existing runtime."""
-    cluster_dns: tuple[str, ...] = ("10.43.0.10",)
+    cluster_dns: tuple[str, ...] = ()
+    """Empty: the cluster IP of the kube-system/kube-dns Service (else 10.43.0.10), read at start."""
     cluster_domain: str = "cluster.local"
     private_registry: Path = DEFAULT_REGISTRIES_FILE
     node_ip: str = ""
@@ -173,6 +177,15 @@ class NodeAgent:
         involved = {**pod, "kind": "Pod", "apiVersion": "v1"}
         self.recorder.event(involved, type_, reason, message, field_path=path)
 
+    def _record_node_event(self, reason: str, message: str) -> None:
+        # The kubelet refers to its node by name, also as the UID.
+        node = {
+            "kind": "Node",
+            "apiVersion": "v1",
+            "metadata": {"name": self.node_name, "uid": self.node_name},
+        }
+        self.recorder.event(node, "Normal", reason, message)
+
     def _record_container_event(
         self, pod: Object, container: Mapping[str, Any], type_: str, reason: str, message: str
     ) -> None:
@@ -213,6 +226,7 @@ class NodeAgent:
         self.machine = await asyncio.to_thread(read_machine, self.options.agent_dir)
         await self._start_runtime()
         await self._import_archives()
+        await self._restore_network()
         await self._refresh_runtime_facts()
 
         self.reporter = NodeReporter(
@@ -222,10 +236,24 @@ class NodeAgent:
             facts=self._node_facts,
             readiness=self._readiness,
             pressure=lambda: self.pressure,
+            record=self._record_node_event,
             heartbeat_period=self.options.heartbeat_period,
         )
+        self._record_node_event("Starting", "Starting kubelet.")
         await self.reporter.register()
+        cluster_dns = await self._discover_cluster_dns()
         self._spawn(self.reporter.run(), "node-heartbeat")
+        self.dns = NodeDns(
+            self.client,
+            NodeDnsOptions(
+                node_name=self.node_name,
+                address=self.node_ip,
+                cluster_dns=cluster_dns.servers,
+                cluster_domain=self.options.cluster_domain,
+                resolv_conf=self.options.resolv_conf,
+            ),
+        )
+        self._spawn(self.dns.run(), "cluster-dns")
         self._spawn(self._runtime_facts_loop(), "runtime-facts")
         if not self.network_configured:
             self._spawn(self._configure_network(), "pod-network")
@@ -246,7 +274,7 @@ class NodeAgent:
                 host_ips=lambda: [self.node_ip],
                 memory_capacity=lambda: self.machine.memory_bytes if self.machine else 0,
                 allocatable=self._allocatable,
-                cluster_dns=self._cluster_dns(),
+                cluster_dns=cluster_dns,
                 pods_dir=self.pods_dir,
                 logs_dir=self.logs_dir,
                 runtime_name=lambda: self.facts.runtime_name,
@@ -371,6 +399,27 @@ class NodeAgent:
         if changed:
             record_path.write_text(json.dumps(imported, indent=1, sort_keys=True))
 
+    async def _restore_network(self) -> None:
+        """A node registered before already has its podCIDR: configure the network before
+        registering again, so a restarted agent never reports the node NotReady (the node
+        lifecycle controller would mark its pods not ready)."""
+        if self.network_configured or self.runtime is None:
+            return
+        try:
+            node = await self.client.get(NODES, self.node_name)
+        except (StatusError, OSError, TimeoutError):
+            return
+        cidr = (node.get("spec") or {}).get("podCIDR")
+        if not cidr:
+            return
+        self.runtime.configure_network(str(cidr))
+        self.network_configured = True
+        for _ in range(50):
+            await self._refresh_runtime_facts()
+            if self.facts.ready:
+                return
+            await asyncio.sleep(0.1)
+
     async def _configure_network(self) -> None:
         assert self.reporter is not None
         cidr = await self.reporter.wait_for_pod_cidr()
@@ -437,16 +486,23 @@ class NodeAgent:
             images=self.facts.images,
         )
 
-    def _cluster_dns(self) -> ClusterDns:
+    async def _discover_cluster_dns(self) -> ClusterDns:
+        """The resolver pods get: the configured cluster DNS, or the kube-dns Service's
+        address as k3s agents learn it from their server; the host's resolv.conf for the
+        rest (search domains, and dnsPolicy Default)."""
+        servers = tuple(self.options.cluster_dns)
+        if not servers:
+            try:
+                service = await self.client.get(SERVICES, "kube-dns", "kube-system")
+                address = str((service.get("spec") or {}).get("clusterIP") or "")
+            except (StatusError, OSError, TimeoutError):
+                address = ""
+            servers = (address if address and address != "None" else DEFAULT_CLUSTER_DNS,)
         try:
             host = parse_resolv_conf(self.options.resolv_conf.read_text())
         except OSError:
             host = parse_resolv_conf("")
-        return ClusterDns(
-            servers=tuple(self.options.cluster_dns),
-            domain=self.options.cluster_domain,
-            host=host,
-        )
+        return ClusterDns(servers=servers, domain=self.options.cluster_domain, host=host)
 
     # -- pods ------------------------------------------------------------------------------
 

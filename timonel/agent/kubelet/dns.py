@@ -19,6 +19,7 @@ from timonel.api.objects import Object
 MAX_NAMESERVERS: Final = 3
 MAX_SEARCHES: Final = 32
 MAX_SEARCH_LINE: Final = 2048
+MAX_SEARCH_DOMAIN: Final = 253
 MAX_HOSTNAME: Final = 63
 CLUSTER_FIRST_OPTIONS: Final = ("ndots:5",)
 
@@ -56,6 +57,9 @@ class ClusterDns:
 
 
 def parse_resolv_conf(text: str) -> ResolvConf:
+    """As kubelet reads it: nameservers accumulate, the last `search` line wins (trailing
+    dots dropped, "." ignored), options merge by name (the last wins); `domain` lines are
+    ignored."""
     nameservers: list[str] = []
     searches: list[str] = []
     options: list[str] = []
@@ -65,11 +69,16 @@ def parse_resolv_conf(text: str) -> ResolvConf:
             continue
         if words[0] == "nameserver" and len(words) > 1:
             nameservers.append(words[1])
-        elif words[0] in ("search", "domain"):
-            searches = words[1:]  # the last search or domain line wins
+        elif words[0] == "search":
+            searches = [s.removesuffix(".") for s in words[1:] if s != "."]
         elif words[0] == "options":
-            options.extend(words[1:])
+            options = _merge_options(options, [_option(word) for word in words[1:]])
     return ResolvConf(tuple(nameservers), tuple(searches), tuple(options))
+
+
+def _option(text: str) -> dict[str, str]:
+    name, _, value = text.partition(":")
+    return {"name": name, "value": value} if value else {"name": name}
 
 
 def _dict(value: Any) -> dict[str, Any]:
@@ -90,7 +99,7 @@ def _merge_options(existing: Sequence[str], extra: Sequence[Any]) -> list[str]:
         if not name:
             continue
         value = option.get("value")
-        merged[name] = f"{name}:{value}" if value is not None else name
+        merged[name] = f"{name}:{value}" if value else name
     return list(merged.values())
 
 
@@ -114,7 +123,8 @@ def pod_dns_config(pod: Object, cluster: ClusterDns) -> DnsConfig:
     if policy == "ClusterFirst":
         domain = cluster.domain
         servers = list(cluster.servers)
-        searches = [f"{namespace}.svc.{domain}", f"svc.{domain}", domain, *cluster.host.searches]
+        cluster_searches = [f"{namespace}.svc.{domain}", f"svc.{domain}", domain] if domain else []
+        searches = [*cluster_searches, *cluster.host.searches]
         options = list(CLUSTER_FIRST_OPTIONS)
     elif policy == "None":
         servers, searches, options = [], [], []
@@ -126,7 +136,8 @@ def pod_dns_config(pod: Object, cluster: ClusterDns) -> DnsConfig:
     servers = _unique([*servers, *[str(s) for s in extra.get("nameservers") or []]])
     searches = _unique([*searches, *[str(s) for s in extra.get("searches") or []]])
     options = _merge_options(options, extra.get("options") or [])
-    searches = searches[:MAX_SEARCHES]
+    # glibc aborts on a search domain longer than a DNS name (kubelet drops them).
+    searches = [s for s in searches[:MAX_SEARCHES] if len(s) <= MAX_SEARCH_DOMAIN]
     while searches and len(" ".join(searches)) > MAX_SEARCH_LINE:
         searches.pop()
     return DnsConfig(tuple(servers[:MAX_NAMESERVERS]), tuple(searches), tuple(options))

@@ -198,6 +198,30 @@ def node_conditions(
     return conditions
 
 
+_EVENT_REASONS: Final = {
+    ("MemoryPressure", "True"): "NodeHasInsufficientMemory",
+    ("MemoryPressure", "False"): "NodeHasSufficientMemory",
+    ("DiskPressure", "True"): "NodeHasDiskPressure",
+    ("DiskPressure", "False"): "NodeHasNoDiskPressure",
+    ("PIDPressure", "True"): "NodeHasInsufficientPID",
+    ("PIDPressure", "False"): "NodeHasSufficientPID",
+    ("Ready", "True"): "NodeReady",
+    ("Ready", "False"): "NodeNotReady",
+}
+
+
+def condition_events(previous: Iterable[Any], current: Iterable[Any]) -> list[str]:
+    """The kubelet's node event reasons for conditions whose status changed (all of them
+    on registration): NodeReady, NodeNotReady, NodeHasSufficientMemory, ..."""
+    before = {c.get("type"): c.get("status") for c in previous if isinstance(c, dict)}
+    reasons = []
+    for condition in current:
+        kind, status = condition.get("type"), condition.get("status")
+        if before.get(kind) != status and (kind, status) in _EVENT_REASONS:
+            reasons.append(_EVENT_REASONS[(kind, status)])
+    return reasons
+
+
 def node_images(images: Iterable[Any]) -> list[dict[str, Any]]:
     """The images the node holds, biggest first, at most 50 (kubelet's nodeStatusMaxImages)."""
     entries = []
@@ -297,6 +321,8 @@ class NodeReporter:
     facts: Callable[[], NodeFacts]
     readiness: Callable[[], tuple[bool, str]]
     pressure: Callable[[], Pressure]
+    record: Callable[[str, str], None] = lambda _reason, _message: None
+    """(reason, message) → an Event about the node."""
     heartbeat_period: float = HEARTBEAT_PERIOD
     report_period: float = STATUS_REPORT_PERIOD
     node: Object | None = None
@@ -304,6 +330,10 @@ class NodeReporter:
     _last_report: float = 0.0
     _reported: Any = None
     changed: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def _announce(self, previous: Iterable[Any], status: Mapping[str, Any]) -> None:
+        for reason in condition_events(previous, status.get("conditions") or []):
+            self.record(reason, f"Node {self.name} status is now: {reason}")
 
     def _status(self, previous: Iterable[Any]) -> dict[str, Any]:
         ready, message = self.readiness()
@@ -337,6 +367,7 @@ class NodeReporter:
             created = await self.client.create(NODES, render_node(self.name, self.labels, status))
             log.info("registered node %s", self.name)
             self._reported = _comparable(status)
+            self._announce([], status)
             return created
         except StatusError as error:
             if error.code != 409:
@@ -345,7 +376,8 @@ class NodeReporter:
         await self.client.patch(
             NODES, self.name, {"metadata": {"labels": dict(self.labels)}}, patch_type=MERGE_PATCH
         )
-        status = self._status(((existing.get("status") or {}).get("conditions")) or [])
+        previous = ((existing.get("status") or {}).get("conditions")) or []
+        status = self._status(previous)
         updated = await self.client.patch(
             NODES,
             self.name,
@@ -354,6 +386,7 @@ class NodeReporter:
             patch_type=STRATEGIC_MERGE_PATCH,
         )
         self._reported = _comparable(status)
+        self._announce(previous, status)
         return updated
 
     async def wait_for_pod_cidr(self, poll: float = 0.2) -> str:
@@ -371,10 +404,27 @@ class NodeReporter:
             await asyncio.sleep(poll)
 
     async def report_status(self, *, force: bool = False) -> None:
+        """Write the status when it changed, when the report period passed, or when the
+        server's copy of our conditions differs (the node lifecycle controller marks a
+        node Unknown when its lease lapsed)."""
+        try:
+            self.node = await self.client.get(NODES, self.name)
+        except StatusError as error:
+            if error.code != 404:
+                raise
+            log.warning("node %s is gone; registering it again", self.name)
+            await self.register()
+            return
         previous = ((self.node or {}).get("status") or {}).get("conditions") or []
         status = self._status(previous)
         due = time.monotonic() - self._last_report >= self.report_period
-        if not force and not due and _comparable(status) == self._reported:
+        ours = {(c["type"], c["status"], c["reason"]) for c in status["conditions"]}
+        theirs = {
+            (c.get("type"), c.get("status"), c.get("reason"))
+            for c in previous
+            if isinstance(c, dict) and c.get("type") in {kind for kind, _, _ in ours}
+        }
+        if not force and not due and _comparable(status) == self._reported and ours == theirs:
             return
         try:
             self.node = await self.client.patch(
@@ -392,6 +442,7 @@ class NodeReporter:
             return
         self._reported = _comparable(status)
         self._last_report = time.monotonic()
+        self._announce(previous, status)
 
     async def renew_lease(self) -> None:
         node_uid = str(((self.node or {}).get("metadata") or {}).get("uid", ""))

@@ -87,12 +87,14 @@ from timonel.agent.runtime.containerd import remove_cgroup_tree
 from timonel.agent.runtime.cri import CriClient, CriError, NotFound, api
 from timonel.api.errors import StatusError
 from timonel.api.objects import Object, now_rfc3339
+from timonel.api.quantity import QuantityError, parse_quantity_value
 from timonel.client.resources import PODS
 from timonel.client.rest import MERGE_PATCH, ApiClient
 
 log = logging.getLogger(__name__)
 
 MINIMUM_GRACE_PERIOD: Final = 2
+EVICTION_CHECK_PERIOD: Final = 10.0
 DEFAULT_GRACE_PERIOD: Final = 30
 VOLUME_RETRY: Final = (1.0, 30.0)
 
@@ -123,6 +125,30 @@ def find_container(pod: Object, name: str) -> dict[str, Any] | None:
         if container.get("name") == name:
             return container
     return None
+
+
+def sized_empty_dirs(pod: Object) -> list[tuple[str, int, str]]:
+    """(volume, limit in bytes, limit as written) of the pod's disk-backed emptyDirs that
+    have a sizeLimit (memory-backed ones are bounded by their tmpfs)."""
+    found = []
+    for volume in _dict(pod.get("spec")).get("volumes") or []:
+        source = _dict(_dict(volume).get("emptyDir"))
+        limit = source.get("sizeLimit")
+        if limit is None or source.get("medium") == "Memory" or "emptyDir" not in volume:
+            continue
+        with contextlib.suppress(QuantityError, ValueError):
+            found.append((str(volume.get("name")), parse_quantity_value(limit).value(), str(limit)))
+    return found
+
+
+def directory_usage(path: Path) -> int:
+    """Bytes a directory tree occupies on disk (as du counts them)."""
+    total = 0
+    for root, directories, files in os.walk(path):
+        for name in [*directories, *files]:
+            with contextlib.suppress(OSError):
+                total += os.lstat(os.path.join(root, name)).st_blocks * 512
+    return total
 
 
 def strip_none(value: Any) -> Any:
@@ -169,6 +195,7 @@ class PodState:
     terminated: bool = False
     volume_failures: int = 0
     adopted: bool = False
+    eviction: str = ""
 
 
 @dataclass
@@ -243,6 +270,16 @@ class PodSyncer:
             initial, maximum = VOLUME_RETRY
             return float(min(maximum, initial * 2 ** min(state.volume_failures - 1, 8)))
 
+        sized = sized_empty_dirs(pod)
+        if sized:
+            for name, limit, text in sized:
+                used = await asyncio.to_thread(directory_usage, Path(volumes[name].path))
+                if used > limit:
+                    message = f'Usage of EmptyDir volume "{name}" exceeds the limit "{text}". '
+                    await self._evict(state, pod, runtime, message)
+                    return None
+            requeue.append(EVICTION_CHECK_PERIOD)
+
         results = ProbeResults(liveness=self.probes.liveness, startup=self.probes.startup)
         actions = compute_pod_actions(pod, runtime, results)
         if not actions.is_noop:
@@ -258,6 +295,15 @@ class PodSyncer:
             await self._finish_terminal(state, pod, runtime)
         await self._write_status(state, pod, runtime)
         return min(requeue) if requeue else None
+
+    async def _evict(self, state: PodState, pod: Object, runtime: PodRuntime, message: str) -> None:
+        """Stop the pod for good and report it Failed/Evicted (kubelet's eviction manager)."""
+        self.record_event(pod, "", "Warning", "Evicted", message)
+        state.eviction = message
+        await self._stop_pod(pod, runtime, grace_override=MINIMUM_GRACE_PERIOD)
+        runtime = await read_pod_runtime(self.cri(), state.uid)
+        await self._finish_terminal(state, pod, runtime)
+        await self._write_status(state, pod, runtime)
 
     def _adopt_probe_results(self, pod: Object, runtime: PodRuntime) -> None:
         """Keep readiness and started as the API shows them for containers that were
@@ -781,6 +827,7 @@ class PodSyncer:
             startup={k: v == "success" for k, v in self.probes.startup.items()},
             waiting_reasons=state.waiting_reasons,
             terminal=terminal,
+            eviction=state.eviction,
         )
         new_status = generate_pod_status(base, runtime, inputs)
         old_status = _dict(base.get("status"))

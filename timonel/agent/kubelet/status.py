@@ -65,6 +65,8 @@ class PodStatusInputs:
     """Why the last start of a container (by name) failed: (reason, message)."""
     terminal: bool = False
     """The pod's containers were stopped for good (deleted, or finished)."""
+    eviction: str = ""
+    """Why the agent evicted the pod (then it is Failed with reason Evicted)."""
 
 
 def _dict(value: Any) -> dict[str, Any]:
@@ -502,6 +504,8 @@ def generate_pod_status(
     phase = pod_phase(pod, init_statuses, statuses, inputs.terminal)
     if phase not in TERMINAL_PHASES and old.get("phase") in TERMINAL_PHASES:
         phase = str(old["phase"])
+    if inputs.eviction:
+        phase = "Failed"
 
     sandbox = runtime.sandboxes[0] if runtime.sandboxes else None
     old_conditions = _list(old.get("conditions"))
@@ -519,10 +523,21 @@ def generate_pod_status(
         containers_ready,
         {"type": "PodScheduled", "status": "True"},
     ]
+    if inputs.eviction:
+        generated.append(
+            {
+                "type": "DisruptionTarget",
+                "status": "True",
+                "reason": "TerminationByKubelet",
+                "message": inputs.eviction,
+            }
+        )
     conditions = [_with_times(c, old_conditions, inputs.now) for c in generated]
     for condition in old_conditions:
         condition = _dict(condition)
-        if condition.get("type") not in KUBELET_CONDITIONS:
+        if condition.get("type") not in KUBELET_CONDITIONS and not (
+            inputs.eviction and condition.get("type") == "DisruptionTarget"
+        ):
             conditions.append(condition)
 
     status: dict[str, Any] = {
@@ -547,7 +562,10 @@ def generate_pod_status(
     if pod_ips:
         status["podIP"] = pod_ips[0]
         status["podIPs"] = [{"ip": ip} for ip in pod_ips]
-    if phase == old.get("phase"):
+    if inputs.eviction:
+        status["reason"] = "Evicted"
+        status["message"] = inputs.eviction
+    elif phase == old.get("phase"):
         for key in ("reason", "message", "nominatedNodeName"):
             if old.get(key):
                 status[key] = old[key]

@@ -17,6 +17,10 @@ The built-in table (`DEFAULT_STAGES_YAML`), in order:
                   annotation `simulate.timonel.io/complete-after: <duration>` Succeeds
                   that long after it started running
     pod-fail      opt-in, the same with `simulate.timonel.io/fail-after`: it Fails
+    pod-ready-again
+                  a Running pod someone else marked not ready (the node lifecycle
+                  controller does, while the node is unreachable) is made Ready again,
+                  as the kubelet's status sync does once it reaches the server again
 
 `--simulate-config` may replace the table with its own `stages:` list in the same schema.
 Everything here is pure: matching, delays and status rendering take the pod and a
@@ -78,6 +82,15 @@ DEFAULT_STAGES_YAML: Final = f"""
     - {{key: '.metadata.annotations["{FAIL_AFTER_ANNOTATION}"]', operator: Exists}}
   delay: {{seconds: 1, fromAnnotation: {FAIL_AFTER_ANNOTATION}}}
   next: {{statusTemplate: failed}}
+
+- name: pod-ready-again
+  selector:
+    matchExpressions:
+    - {{key: .metadata.deletionTimestamp, operator: DoesNotExist}}
+    - {{key: .status.phase, operator: In, values: [Running]}}
+    - {{key: '.status.conditions.[].status', operator: In, values: ["False", Unknown]}}
+  delay: {{seconds: 0.4, jitterSeconds: 0.2}}
+  next: {{statusTemplate: running}}
 """
 
 

@@ -80,3 +80,22 @@ def test_sandbox_hostname() -> None:
     assert sandbox_hostname(make_pod(hostNetwork=True), "cluster.local") == ""
     fqdn = make_pod(hostname="h", subdomain="s", setHostnameAsFQDN=True)
     assert sandbox_hostname(fqdn, "cluster.local") == "h.s.ns.svc.cluster.local"
+
+
+def test_resolv_conf_is_read_as_kubelet_reads_it() -> None:
+    host = parse_resolv_conf(
+        "domain ignored.example\n"
+        "search first.example\n"
+        "search corp.example. . lab.example\n"
+        "options ndots:2 timeout:1\n"
+        "options ndots:3 rotate\n"
+    )
+    assert host.searches == ("corp.example", "lab.example")
+    assert host.options == ("ndots:3", "timeout:1", "rotate")
+    empty_value = make_pod(dnsConfig={"options": [{"name": "edns0", "value": ""}]})
+    assert pod_dns_config(empty_value, CLUSTER).options == ("ndots:5", "edns0")
+    too_long = make_pod(dnsConfig={"searches": ["a" * 254, "ok.example"]})
+    assert pod_dns_config(too_long, CLUSTER).searches[-1] == "ok.example"
+    assert "a" * 254 not in pod_dns_config(too_long, CLUSTER).searches
+    no_domain = ClusterDns(servers=("10.43.0.10",), domain="", host=HOST)
+    assert pod_dns_config(make_pod(), no_domain).searches == ("corp.example",)

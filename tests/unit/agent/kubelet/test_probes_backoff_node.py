@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from types import SimpleNamespace
 
 from timonel.agent.kubelet.actions import FAILURE, SUCCESS
@@ -11,11 +12,17 @@ from timonel.agent.kubelet.node import (
     Pressure,
     allocatable,
     capacity,
+    condition_events,
     node_conditions,
     node_images,
     renewed_lease,
 )
-from timonel.agent.kubelet.podsync import merge_patch, strip_none
+from timonel.agent.kubelet.podsync import (
+    directory_usage,
+    merge_patch,
+    sized_empty_dirs,
+    strip_none,
+)
 from timonel.agent.kubelet.podworkers import differs_beyond_status
 from timonel.agent.kubelet.probes import LIVENESS, READINESS, STARTUP, ProbeState
 
@@ -175,3 +182,35 @@ def test_status_only_changes_do_not_wake_the_pod_worker() -> None:
     assert differs_beyond_status(pod, deleted)
     gated = {**pod, "status": {"conditions": [{"type": "example.com/gate", "status": "True"}]}}
     assert differs_beyond_status(pod, gated)
+
+
+def test_sized_empty_dirs_and_their_usage(tmp_path: Path) -> None:
+    pod = {
+        "spec": {
+            "volumes": [
+                {"name": "disk", "emptyDir": {"sizeLimit": "1Mi"}},
+                {"name": "memory", "emptyDir": {"medium": "Memory", "sizeLimit": "1Mi"}},
+                {"name": "unbounded", "emptyDir": {}},
+                {"name": "host", "hostPath": {"path": "/tmp"}},
+            ]
+        }
+    }
+    assert sized_empty_dirs(pod) == [("disk", 1024 * 1024, "1Mi")]
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "sub" / "file").write_bytes(b"x" * 200_000)
+    assert directory_usage(tmp_path) >= 200_000
+
+
+def test_node_events_for_condition_changes() -> None:
+    healthy = node_conditions(
+        ready=True, not_ready_message="", pressure=Pressure(), previous=[], now="t"
+    )
+    assert condition_events([], healthy) == [
+        "NodeHasSufficientMemory",
+        "NodeHasNoDiskPressure",
+        "NodeHasSufficientPID",
+        "NodeReady",
+    ]
+    assert condition_events(healthy, healthy) == []
+    unknown = [{**c, "status": "Unknown"} if c["type"] == "Ready" else c for c in healthy]
+    assert condition_events(unknown, healthy) == ["NodeReady"]

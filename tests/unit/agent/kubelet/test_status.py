@@ -253,3 +253,13 @@ def test_image_names_as_containerd_spells_them() -> None:
     assert normalized_image_name("localhost/timonel/busybox:1") == "localhost/timonel/busybox:1"
     assert normalized_image_name("registry.local:5000/app") == "registry.local:5000/app:latest"
     assert normalized_image_name("quay.io/x/y@sha256:abcd") == "quay.io/x/y@sha256:abcd"
+
+
+def test_an_evicted_pod_fails_with_the_reason() -> None:
+    pod = make_pod()
+    message = 'Usage of EmptyDir volume "scratch" exceeds the limit "1Mi". '
+    status = status_of(pod, runtime(exited(pod, "c", 137)), eviction=message)
+    assert (status["phase"], status["reason"], status["message"]) == ("Failed", "Evicted", message)
+    disruption = next(c for c in status["conditions"] if c["type"] == "DisruptionTarget")
+    assert (disruption["status"], disruption["reason"]) == ("True", "TerminationByKubelet")
+    assert conditions(status)["Ready"] == ("False", "PodFailed")

@@ -14,6 +14,7 @@ from timonel.agent.simulate.stages import (
     DEFAULT_STAGES,
     MatchExpression,
     Operator,
+    Stage,
     StageError,
     StatusContext,
     lookup,
@@ -223,3 +224,14 @@ def test_parse_stages_reads_a_custom_table() -> None:
 def test_parse_stages_rejects(table: Any, message: str) -> None:
     with pytest.raises(StageError, match=message):
         parse_stages(table)
+
+
+def test_ready_again_leaves_a_pod_held_back_by_its_readiness_gate_as_it_is() -> None:
+    # Such a pod matches pod-ready-again forever; playing it must be a no-op write.
+    pod = yaml.safe_load((TESTDATA / "pod-running-gate-not-ready.input.yaml").read_text())
+    action = play_stage(match_stage_named("pod-ready-again"), pod, CONTEXT)
+    assert action.status == pod["status"]
+
+
+def match_stage_named(name: str) -> Stage:
+    return next(stage for stage in DEFAULT_STAGES if stage.name == name)

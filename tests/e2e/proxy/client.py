@@ -1,0 +1,109 @@
+"""A test client for a network namespace. Either `--count N` requests, one after the
+other, tallied by answer (the backend's name) or error kind, or `--duration S` of load
+with `--concurrency C` connections at a time (a new connection per request), reported as
+requests per second. Prints JSON."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import errno
+import json
+import socket
+import time
+from collections import Counter
+
+
+def _kind(error: BaseException) -> str:
+    if isinstance(error, ConnectionRefusedError):
+        return "refused"
+    if isinstance(error, TimeoutError):
+        return "timeout"
+    if isinstance(error, ConnectionResetError):
+        return "reset"
+    if isinstance(error, OSError) and error.errno in (errno.EHOSTUNREACH, errno.ENETUNREACH):
+        return "unreachable"
+    return type(error).__name__
+
+
+async def http_once(host: str, port: int, timeout: float) -> str:
+    async def exchange() -> str:
+        reader, writer = await asyncio.open_connection(host, port)
+        try:
+            writer.write(b"GET / HTTP/1.0\r\nHost: test\r\n\r\n")
+            data = await reader.read()
+        finally:
+            writer.close()
+        head, _, body = data.partition(b"\r\n\r\n")
+        if not head.startswith(b"HTTP/1.0 200"):
+            raise ConnectionResetError("no answer")
+        return body.decode()
+
+    return await asyncio.wait_for(exchange(), timeout)
+
+
+def udp_once(host: str, port: int, timeout: float) -> str:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.settimeout(timeout)
+        sock.connect((host, port))
+        sock.send(b"hello")
+        return sock.recv(512).decode()
+
+
+async def tally(host: str, port: int, count: int, timeout: float, udp: bool) -> dict[str, object]:
+    answers: Counter[str] = Counter()
+    errors: Counter[str] = Counter()
+    seconds: list[float] = []
+    for _ in range(count):
+        started = time.perf_counter()
+        try:
+            if udp:
+                answers[udp_once(host, port, timeout)] += 1
+            else:
+                answers[await http_once(host, port, timeout)] += 1
+        except (OSError, asyncio.TimeoutError) as error:
+            errors[_kind(error)] += 1
+        seconds.append(round(time.perf_counter() - started, 4))
+    return {"answers": dict(answers), "errors": dict(errors), "seconds": seconds}
+
+
+async def load(host: str, port: int, duration: float, concurrency: int, timeout: float) -> dict[str, object]:
+    done = 0
+    failed = 0
+    deadline = time.perf_counter() + duration
+
+    async def worker() -> None:
+        nonlocal done, failed
+        while time.perf_counter() < deadline:
+            try:
+                await http_once(host, port, timeout)
+                done += 1
+            except (OSError, asyncio.TimeoutError):
+                failed += 1
+
+    started = time.perf_counter()
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    elapsed = time.perf_counter() - started
+    return {"requests": done, "failed": failed, "seconds": elapsed, "rps": done / elapsed}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("target", help="IP:PORT, or http://IP:PORT/")
+    parser.add_argument("--count", type=int, default=1)
+    parser.add_argument("--timeout", type=float, default=2.0)
+    parser.add_argument("--udp", action="store_true")
+    parser.add_argument("--duration", type=float, default=0.0)
+    parser.add_argument("--concurrency", type=int, default=8)
+    args = parser.parse_args()
+    target = args.target.removeprefix("http://").rstrip("/")
+    host, _, port = target.rpartition(":")
+    if args.duration:
+        result = asyncio.run(load(host, int(port), args.duration, args.concurrency, args.timeout))
+    else:
+        result = asyncio.run(tally(host, int(port), args.count, args.timeout, args.udp))
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()

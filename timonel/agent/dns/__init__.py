@@ -1,0 +1,1 @@
+"""Cluster DNS: service and pod names answered on every node (see node.py)."""
