@@ -24,7 +24,7 @@ from multidict import CIMultiDict, MultiDict
 
 from timonel import pki
 from timonel.api.user import SYSTEM_MASTERS, UserInfo
-from timonel.apiserver import serviceaccounts
+from timonel.apiserver import nodecerts, nodeproxy, serviceaccounts
 from timonel.apiserver.authn import Authenticator
 from timonel.apiserver.context import ApiRequest
 from timonel.apiserver.http import HttpsListener
@@ -128,6 +128,8 @@ class ControlPlane:
         api = self.api
         api.token_issuer = serviceaccounts.TokenIssuer(signing_key, api.service_account_uid)
         authenticator.token_verifier = api.token_issuer.verify
+        api.kubelets = nodeproxy.KubeletClient(cluster_pki)
+        api.kubelet_signer = nodecerts.KubeletServingSigner(cluster_pki)
         self.listener = HttpsListener(
             self.api,
             host=options.bind_address,

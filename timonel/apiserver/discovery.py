@@ -54,7 +54,27 @@ def _subresources(strategy: Strategy) -> list[tuple[str, dict[str, str], list[st
         found += [
             ("binding", {"group": "", "version": "v1", "kind": "Binding"}, ["create"]),
             ("eviction", {"group": "policy", "version": "v1", "kind": "Eviction"}, ["create"]),
+            ("log", own, ["get"]),
+            ("exec", {"group": "", "version": "v1", "kind": "PodExecOptions"}, ["create", "get"]),
+            (
+                "attach",
+                {"group": "", "version": "v1", "kind": "PodAttachOptions"},
+                ["create", "get"],
+            ),
+            (
+                "portforward",
+                {"group": "", "version": "v1", "kind": "PodPortForwardOptions"},
+                ["create", "get"],
+            ),
         ]
+    if strategy.group == "" and strategy.plural == "nodes":
+        found.append(
+            (
+                "proxy",
+                {"group": "", "version": "v1", "kind": "NodeProxyOptions"},
+                ["create", "delete", "get", "patch", "update"],
+            )
+        )
     if strategy.group == "" and strategy.plural == "serviceaccounts":
         found.append(
             (

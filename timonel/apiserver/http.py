@@ -15,6 +15,7 @@ from aiohttp import web
 from multidict import CIMultiDict
 
 from timonel.api import errors
+from timonel.apiserver import nodeproxy
 from timonel.apiserver.context import ApiRequest, status_response
 from timonel.apiserver.negotiation import MAX_BODY_BYTES
 from timonel.apiserver.server import ApiServer
@@ -27,6 +28,9 @@ def make_app(api: ApiServer) -> web.Application:
     app = web.Application(client_max_size=MAX_BODY_BYTES * 4)
 
     async def dispatch(request: web.Request) -> web.StreamResponse:
+        if nodeproxy.is_proxied_upgrade(request.path, request.headers):
+            # exec, attach, port-forward: the connection itself goes to the kubelet.
+            return await nodeproxy.serve_upgrade(api, request)
         try:
             body = await request.read()
         except web.HTTPRequestEntityTooLarge:

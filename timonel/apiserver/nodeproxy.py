@@ -16,7 +16,8 @@ Upgrade requests (WebSocket and SPDY) are proxied without looking inside: the re
 goes to the kubelet, its 101 comes back, and the connection is spliced. What the streams
 carry is the kubelet's business (timonel/agent/kubelet/remotecommand.py).
 
-Pure: `kubelet_location`, `choose_container`, `kubelet_target`, `is_proxied_upgrade`.
+Pure: `kubelet_location`, `choose_container`, `kubelet_target`, `is_proxied_upgrade`,
+`pod_phase_problem`.
 """
 
 from __future__ import annotations
@@ -124,7 +125,7 @@ def choose_container(pod: Object, requested: str) -> str:
     return requested
 
 
-def _log_query(query: MultiMapping[str]) -> dict[str, str]:
+def _log_query(query: MultiMapping[str], pod_name: str) -> dict[str, str]:
     """The kubelet query of a pods/log request, validated as PodLogOptions."""
     forwarded: dict[str, str] = {}
     problems: list[errors.FieldError] = []
@@ -150,7 +151,7 @@ def _log_query(query: MultiMapping[str]) -> dict[str, str]:
             )
         forwarded["sinceTime"] = query["sinceTime"]
     if problems:
-        raise errors.invalid("PodLogOptions", "", "", problems)
+        raise errors.invalid("PodLogOptions", "", pod_name, problems)
     return forwarded
 
 
@@ -164,7 +165,7 @@ def kubelet_target(info: RequestInfo, pod: Object, query: MultiMapping[str]) -> 
         return f"/portForward/{namespace}/{name}{suffix}"
     container = quote(choose_container(pod, query.get("container", "")), safe="")
     if info.subresource == "log":
-        params: list[tuple[str, str]] = list(_log_query(query).items())
+        params: list[tuple[str, str]] = list(_log_query(query, info.name).items())
         base = "/containerLogs"
     else:
         params = [("command", c) for c in query.getall("command", [])]
@@ -192,7 +193,7 @@ def _node_proxy_target(info: RequestInfo, path: str, query_string: str) -> str:
     return target + (f"?{query_string}" if query_string else "")
 
 
-def _pod_phase_problem(pod: Object, subresource: str) -> str | None:
+def pod_phase_problem(pod: Object, subresource: str) -> str | None:
     phase = (pod.get("status") or {}).get("phase")
     if subresource in ("exec", "attach") and phase in ("Succeeded", "Failed"):
         verb = "exec into" if subresource == "exec" else "attach to"
@@ -318,7 +319,7 @@ async def _pod_and_location(api: ApiServer, info: RequestInfo) -> tuple[Object, 
     pod = await api.get_object("", "pods", info.namespace, info.name)
     if pod is None:
         raise errors.not_found("pods", "", info.name)
-    problem = _pod_phase_problem(pod, info.subresource)
+    problem = pod_phase_problem(pod, info.subresource)
     if problem:
         raise errors.bad_request(problem)
     node_name = (pod.get("spec") or {}).get("nodeName")

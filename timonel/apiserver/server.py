@@ -19,7 +19,7 @@ from typing import Any
 from timonel.api import errors
 from timonel.api.objects import Object, now_rfc3339
 from timonel.api.selectors import label_selector_from_object, label_selector_from_set
-from timonel.apiserver import discovery, serviceaccounts
+from timonel.apiserver import discovery, metricsapi, nodecerts, nodeproxy, serviceaccounts
 from timonel.apiserver.allocators import NodePortAllocator, ServiceIPAllocator
 from timonel.apiserver.authn import Authenticator
 from timonel.apiserver.context import (
@@ -99,6 +99,10 @@ class ApiServer:
         self._background: set[asyncio.Task[None]] = set()
         self.ready = asyncio.Event()
         self.token_issuer: serviceaccounts.TokenIssuer | None = None
+        # Set by the control plane: the client that reaches kubelets (logs, exec,
+        # port-forward, node proxy, metrics) and the signer of their serving certificates.
+        self.kubelets: nodeproxy.KubeletClient | None = None
+        self.kubelet_signer: nodecerts.KubeletServingSigner | None = None
 
     # -- life cycle -------------------------------------------------------------------
 
@@ -117,6 +121,8 @@ class ApiServer:
         await asyncio.gather(
             *(cache.stop() for cache in self._caches.values()), return_exceptions=True
         )
+        if self.kubelets is not None:
+            await self.kubelets.close()
 
     def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
         task = asyncio.create_task(work)
@@ -290,6 +296,8 @@ class ApiServer:
         )
         if request.user is None:
             raise errors.unauthorized()
+        if path == nodecerts.PATH and self.kubelet_signer is not None:
+            return await self.kubelet_signer.serve(request)
         if path == "/version":
             return json_response(discovery.KUBERNETES_VERSION)
         if path == "/metrics":
@@ -374,6 +382,8 @@ class ApiServer:
     # -- resources --------------------------------------------------------------------
 
     async def _resource(self, request: ApiRequest, info: RequestInfo) -> ApiResponse:
+        if info.group == metricsapi.API_GROUP:
+            return await metricsapi.serve(self, request, info)
         store = self.store_for(info.group, info.version, info.resource)
         if store is None:
             raise errors.StatusError(
@@ -442,6 +452,8 @@ class ApiServer:
         strategy = store.strategy
         handlers = self.handlers
         sub = info.subresource
+        if (strategy.group, strategy.plural, sub) in nodeproxy.SUBRESOURCES:
+            return await nodeproxy.serve(self, request, info)
         if (sub == "status" and strategy.has_status) or (
             sub == "finalize" and strategy.kind == "Namespace" and not strategy.group
         ):

@@ -18,6 +18,7 @@ from timonel.controllers.nodelifecycle import NodeLifecycleController
 from timonel.controllers.replicaset import ReplicaSetController
 from timonel.controllers.resourcequota import ResourceQuotaController
 from timonel.controllers.serviceaccount import RootCACertPublisher, ServiceAccountsController
+from timonel.controllers.servicelb import ServiceLBController
 from timonel.controllers.statefulset import StatefulSetController
 from timonel.controllers.tainteviction import TaintEvictionController
 from timonel.controllers.ttlafterfinished import TTLAfterFinishedController
@@ -44,4 +45,5 @@ CONTROLLERS: dict[str, ControllerFactory] = {
     TaintEvictionController.name: TaintEvictionController,
     DisruptionController.name: DisruptionController,
     ResourceQuotaController.name: ResourceQuotaController,
+    ServiceLBController.name: ServiceLBController,
 }

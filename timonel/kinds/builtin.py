@@ -13,6 +13,7 @@ from timonel.kinds import (
     core,
     discovery,
     events,
+    metrics,
     networking,
     policy,
     rbac,
@@ -35,4 +36,5 @@ STRATEGIES: tuple[type[Strategy], ...] = (
     *apiextensions.STRATEGIES,
     *authorization.STRATEGIES,
     *authentication.STRATEGIES,
+    *metrics.STRATEGIES,
 )

@@ -31,7 +31,7 @@ from timonel.agent.kubelet.runtimestate import (
     POD_NAMESPACE_LABEL,
     POD_UID_LABEL,
 )
-from timonel.agent.runtime.cri import CriClient, api
+from timonel.agent.runtime.cri import CriClient, CriError, api
 
 BUSYBOX = "localhost/timonel/busybox:1"
 WAIT_FOREVER = "trap 'exit 0' TERM; sleep 3600 & wait"
@@ -934,7 +934,12 @@ def test_a_restarted_containerd_keeps_the_pods_running(cluster: Cluster) -> None
 
     def restarted() -> int | None:
         pid = cluster.containerd_pid()
-        return pid if pid != old_pid and cluster.sandbox_count() > 0 else None
+        if pid == old_pid:
+            return None
+        try:
+            return pid if cluster.sandbox_count() > 0 else None
+        except CriError:  # still loading its state
+            return None
 
     wait_for(restarted, timeout=30, what="containerd to be restarted")
     time.sleep(2)  # relists of the agent against the new containerd

@@ -35,9 +35,9 @@ async def http_once(host: str, port: int, timeout: float) -> str:
         finally:
             writer.close()
         head, _, body = data.partition(b"\r\n\r\n")
-        if not head.startswith(b"HTTP/1.0 200"):
+        if not head.startswith((b"HTTP/1.0 200", b"HTTP/1.1 200")):
             raise ConnectionResetError("no answer")
-        return body.decode()
+        return body.decode().strip()
 
     return await asyncio.wait_for(exchange(), timeout)
 
@@ -61,13 +61,15 @@ async def tally(host: str, port: int, count: int, timeout: float, udp: bool) -> 
                 answers[udp_once(host, port, timeout)] += 1
             else:
                 answers[await http_once(host, port, timeout)] += 1
-        except (OSError, asyncio.TimeoutError) as error:
+        except (TimeoutError, OSError) as error:
             errors[_kind(error)] += 1
         seconds.append(round(time.perf_counter() - started, 4))
     return {"answers": dict(answers), "errors": dict(errors), "seconds": seconds}
 
 
-async def load(host: str, port: int, duration: float, concurrency: int, timeout: float) -> dict[str, object]:
+async def load(
+    host: str, port: int, duration: float, concurrency: int, timeout: float
+) -> dict[str, object]:
     done = 0
     failed = 0
     deadline = time.perf_counter() + duration
@@ -78,7 +80,7 @@ async def load(host: str, port: int, duration: float, concurrency: int, timeout:
             try:
                 await http_once(host, port, timeout)
                 done += 1
-            except (OSError, asyncio.TimeoutError):
+            except (TimeoutError, OSError):
                 failed += 1
 
     started = time.perf_counter()

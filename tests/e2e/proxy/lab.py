@@ -57,9 +57,7 @@ class Pod:
             "metadata": {"namespace": self.namespace, "name": self.name, "labels": self.labels},
             "spec": {
                 "nodeName": node_name,
-                "containers": [
-                    {"name": "c", "ports": [{"name": "http", "containerPort": 8080}]}
-                ],
+                "containers": [{"name": "c", "ports": [{"name": "http", "containerPort": 8080}]}],
             },
             "status": {"phase": "Running", "podIP": self.ip, "podIPs": [{"ip": self.ip}]},
         }

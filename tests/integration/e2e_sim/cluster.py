@@ -172,7 +172,7 @@ class PodWatch:
         self._version = ""
 
     def start(self) -> PodWatch:
-        response = self._core.list_namespaced_pod(
+        response: Any = self._core.list_namespaced_pod(
             self.namespace, label_selector=self.selector, _preload_content=False
         )
         listed = json.loads(response.data)

@@ -132,10 +132,10 @@ def test_seed_manifest_rolls_out_spreads_and_scales(cluster: Cluster, namespace:
     server.kubectl("scale", DEPLOYMENT, "-n", namespace, "--replicas=0")
     _rollout(cluster, namespace)
     _running_pods(cluster, namespace, 0)
-    replica_set = get(server, "replicaset", rs_name, namespace)
-    assert replica_set is not None
-    assert replica_set["spec"]["replicas"] == 0
-    assert items(server, "replicasets", namespace) == [replica_set]
+    scaled_down = get(server, "replicaset", rs_name, namespace)
+    assert scaled_down is not None
+    assert scaled_down["spec"]["replicas"] == 0
+    assert items(server, "replicasets", namespace) == [scaled_down]
 
     scaling = [m for reason, m in events(server, namespace, "Deployment", "nginx-deployment")]
     assert scaling == [

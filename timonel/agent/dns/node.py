@@ -8,8 +8,8 @@ endpoint of the `kube-dns` Service.
    from the `hostname` the endpointslice controller puts on its endpoint);
 2. once they are listed (or after `sync_timeout`, as CoreDNS starts with an unsynced
    API after 5 s), listens on `address:port` over UDP and TCP, and serves `/metrics`,
-   `/health` and `/ready` on `address:metrics_port`. A port in use is retried every few
-   seconds;
+   `/health` and `/ready` on `address:metrics_port` (either on a free port instead when
+   the port is in use: the endpoint published says which);
 3. publishes itself (`registration.DnsRegistration`), re-checks every
    `republish_period` seconds, and withdraws when cancelled.
 
@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import logging
 import time
 from collections.abc import Callable
@@ -99,7 +100,12 @@ class NodeDns:
         if upstreams is None:
             upstreams = tuple(read_upstreams(options.resolv_conf, options.cluster_dns))
         self.forwarder = Forwarder(upstreams, metrics=self.metrics)
-        self.handler = QueryHandler(self.resolve, self.forwarder, metrics=self.metrics)
+        self.handler = QueryHandler(
+            self.resolve,
+            self.forwarder,
+            metrics=self.metrics,
+            generation=lambda: self.index.generation,
+        )
         self.server = DnsServer(self.handler, host=options.address, port=options.port)
         self.services = Informer(client, SERVICES)
         self.endpoint_slices = Informer(client, ENDPOINTSLICES)
@@ -115,20 +121,22 @@ class NodeDns:
         return lookup(self.index, self.zone, name, qtype)
 
     def _watch(self, informer: Informer, put: _Apply, delete: _Apply) -> None:
-        def changed(obj: Object) -> None:
-            self.index.serial = max(self.index.serial + 1, int(time.time()))
+        index = self.index
+
+        def changed() -> None:
+            index.serial = max(index.serial + 1, int(time.time()))
 
         def on_add(obj: Object) -> None:
             put(obj)
-            changed(obj)
+            changed()
 
         def on_update(_old: Object, new: Object) -> None:
             put(new)
-            changed(new)
+            changed()
 
         def on_delete(obj: Object) -> None:
             delete(obj)
-            changed(obj)
+            changed()
 
         informer.add_handlers(on_add=on_add, on_update=on_update, on_delete=on_delete)
 
@@ -185,15 +193,24 @@ class NodeDns:
                 await self._metrics_runner.cleanup()
 
     async def _listen(self) -> None:
+        """On `port`, or, when another process has it (another agent on this host), on
+        any free port: the published endpoint says which."""
         while True:
             try:
                 await self.server.start()
                 return
             except OSError as error:
+                if error.errno == errno.EADDRINUSE and self.server.port:
+                    log.warning(
+                        "cluster DNS: %s:%d is in use; listening on a free port instead",
+                        self.options.address,
+                        self.server.port,
+                    )
+                    self.server.port = 0
+                    continue
                 log.error(
-                    "cluster DNS: cannot listen on %s:%d (%s); retrying in %.0f s",
+                    "cluster DNS: cannot listen on %s (%s); retrying in %.0f s",
                     self.options.address,
-                    self.options.port,
                     error,
                     BIND_RETRY,
                 )
@@ -218,16 +235,15 @@ class NodeDns:
         app.router.add_get("/ready", health)
         runner = web.AppRunner(app, access_log=None)
         await runner.setup()
-        try:
-            site = web.TCPSite(runner, self.options.address, self.options.metrics_port)
-            await site.start()
-        except OSError as error:
-            log.warning(
-                "cluster DNS: no metrics on %s:%d: %s",
-                self.options.address,
-                self.options.metrics_port,
-                error,
-            )
+        for port in (self.options.metrics_port, 0):
+            try:
+                await web.TCPSite(runner, self.options.address, port).start()
+                break
+            except OSError as error:
+                log.warning(
+                    "cluster DNS: no metrics on %s:%d: %s", self.options.address, port, error
+                )
+        else:
             await runner.cleanup()
             return
         self._metrics_runner = runner

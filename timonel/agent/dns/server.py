@@ -2,8 +2,10 @@
 
 Each query is answered by a `Resolver` (the cluster's records); what is not the cluster's
 goes, as the client sent it (EDNS options included), to the node's upstream resolvers,
-and their reply goes back with the client's message id. Nothing is cached. An
-ExternalName's CNAME is followed through the upstream resolvers (`Answer.chase`).
+and their reply goes back with the client's message id; upstream replies are not
+cached. An ExternalName's CNAME is followed through the upstream resolvers
+(`Answer.chase`). A reply made here is kept for the same query octets (the id aside)
+until the records change, unless its addresses are shuffled.
 
 A reply over UDP fits the client's EDNS payload size (512 octets without EDNS); what
 does not fit is cut and the TC bit set, and the client asks again over TCP, where
@@ -51,6 +53,7 @@ from timonel.agent.dns.wire import (
     decode,
     decode_header,
     encode,
+    query,
     response_flags,
 )
 
@@ -64,6 +67,7 @@ SERVER_UDP_SIZE: Final = 1232
 UPSTREAM_ATTEMPT_TIMEOUT: Final = 2.0
 UPSTREAM_TOTAL_TIMEOUT: Final = 5.0
 TCP_IDLE_TIMEOUT: Final = 10.0
+REPLY_CACHE_SIZE: Final = 10000
 _LENGTH = struct.Struct("!H")
 
 
@@ -86,7 +90,8 @@ def upstream_servers(
 
 @dataclass
 class DnsMetrics:
-    """Counters in CoreDNS's metric names, for the `metrics` port."""
+    """Counters for the `metrics` port, in CoreDNS's metric names where CoreDNS has the
+    same counter."""
 
     requests: Counter[tuple[str, str]] = field(default_factory=Counter)
     responses: Counter[str] = field(default_factory=Counter)
@@ -127,11 +132,11 @@ class DnsMetrics:
             for to, n in sorted(self.forwards.items())
         ]
         lines += [
-            "# HELP coredns_forward_healthcheck_failures_total Counter of failed upstream requests.",
-            "# TYPE coredns_forward_healthcheck_failures_total counter",
+            "# HELP timonel_dns_forward_failures_total Counter of upstream requests that failed.",
+            "# TYPE timonel_dns_forward_failures_total counter",
         ]
         lines += [
-            f'coredns_forward_healthcheck_failures_total{{to="{to}"}} {n}'
+            f'timonel_dns_forward_failures_total{{to="{to}"}} {n}'
             for to, n in sorted(self.forward_failures.items())
         ]
         return "\n".join(lines) + "\n"
@@ -214,7 +219,7 @@ class Forwarder:
             except (OSError, TimeoutError, asyncio.IncompleteReadError, UpstreamError) as error:
                 if self.metrics is not None:
                     self.metrics.forward_failures[target] += 1
-                failures.append(f"{target}: {error or type(error).__name__}")
+                failures.append(f"{target}: {str(error) or type(error).__name__}")
                 continue
             return original + reply[2:]
         raise UpstreamError("; ".join(failures) or "upstream resolvers timed out")
@@ -262,6 +267,10 @@ def _error_reply(ident: int, flags: int, rcode: int, questions: list[Question]) 
     )
 
 
+def _shuffles(answer: Answer) -> bool:
+    return sum(1 for r in answer.answers if r.type in (TYPE_A, TYPE_AAAA)) > 1
+
+
 def _shuffled(records: tuple[Record, ...]) -> list[Record]:
     """Address records in random order, as CoreDNS's `loadbalance` gives them, so that
     clients taking the first address spread over a headless Service's endpoints."""
@@ -284,12 +293,32 @@ class QueryHandler:
         forwarder: Forwarder | None = None,
         *,
         metrics: DnsMetrics | None = None,
+        generation: Callable[[], int] | None = None,
     ) -> None:
         self.resolve = resolve
         self.forwarder = forwarder
         self.metrics = metrics or DnsMetrics()
+        if forwarder is not None and forwarder.metrics is None:
+            forwarder.metrics = self.metrics
+        # Replies made here, by the query's octets after its id, while `generation()` (the
+        # records' version) stays the same. Not for shuffled or forwarded replies.
+        self.generation = generation
+        self._replies: dict[bytes, tuple[bytes, int]] = {}
+        self._replies_generation = -1
 
     def handle(self, data: bytes, *, tcp: bool) -> Reply:
+        key = b""
+        if self.generation is not None:
+            generation = self.generation()
+            if generation != self._replies_generation:
+                self._replies.clear()
+                self._replies_generation = generation
+            key = (b"T" if tcp else b"U") + data[2:]
+            known = self._replies.get(key)
+            if known is not None:
+                reply, qtype = known
+                self.metrics.request("tcp" if tcp else "udp", qtype)
+                return self._count(data[:2] + reply[2:])
         try:
             query = decode(data)
         except WireError:
@@ -323,7 +352,10 @@ class QueryHandler:
             return self._forward(data, tcp=tcp, limit=limit)
         if answer.chase:
             return self._chase(query, answer, reply_edns, limit, tcp=tcp)
-        return self._count(self._reply(query, answer, reply_edns, limit))
+        reply = self._reply(query, answer, reply_edns, limit)
+        if key and len(self._replies) < REPLY_CACHE_SIZE and not _shuffles(answer):
+            self._replies[key] = (reply, question.type)
+        return self._count(reply)
 
     def _count(self, reply: bytes) -> bytes:
         self.metrics.response(reply[3] & 0xF)
@@ -475,11 +507,12 @@ class DnsServer:
             self._udp.close()
         if self._tcp is not None:
             self._tcp.close()
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(self._tcp.wait_closed(), 2)
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self._tcp is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self._tcp.wait_closed(), 2)
 
     async def _serve_tcp(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         task = asyncio.current_task()
@@ -520,8 +553,6 @@ async def ask(
     timeout: float = 2.0,
 ) -> Message:
     """One query to `server`, its decoded reply."""
-    from timonel.agent.dns.wire import query
-
     ident = secrets.randbelow(0x10000)
     data = query(name, rtype, ident=ident, edns=edns)
     forwarder = Forwarder([server], attempt_timeout=timeout, total_timeout=timeout)

@@ -18,6 +18,7 @@ type keeps its data as bytes.
 
 from __future__ import annotations
 
+import functools
 import socket
 import struct
 from dataclasses import dataclass, field
@@ -197,10 +198,11 @@ def response_flags(query_flags: int, rcode: int, *, authoritative: bool) -> int:
 # -- names -----------------------------------------------------------------------------
 
 _PLAIN_BYTES: Final = frozenset(range(0x21, 0x7F)) - {ord("."), ord("\\")}
+_PLAIN: Final = bytes(sorted(_PLAIN_BYTES))
 
 
 def _label_text(raw: bytes) -> str:
-    if all(b in _PLAIN_BYTES for b in raw):
+    if not raw.translate(None, _PLAIN):
         return raw.decode("ascii")
     parts = []
     for b in raw:
@@ -308,6 +310,14 @@ def _read_name(data: bytes, offset: int) -> tuple[str, int]:
     return ".".join(labels), (end if end >= 0 else offset)
 
 
+@functools.lru_cache(maxsize=4096)
+def _name_parts(name: str) -> tuple[tuple[bytes, bytes], ...]:
+    """For each label of `name`: the wire form of the suffix starting there (the key a
+    pointer is found by: same octets, same case) and of the label itself."""
+    wire = [bytes((len(label),)) + label for label in name_labels(name)]
+    return tuple((b"".join(wire[index:]), wire[index]) for index in range(len(wire)))
+
+
 class _Writer:
     """A message being built: the bytes and where each name suffix already is."""
 
@@ -315,25 +325,22 @@ class _Writer:
 
     def __init__(self) -> None:
         self.buffer = bytearray(HEADER_SIZE)
-        self.offsets: dict[tuple[bytes, ...], int] = {}
-        self.added: list[tuple[bytes, ...]] = []
+        self.offsets: dict[bytes, int] = {}
+        self.added: list[bytes] = []
 
     def name(self, name: str, *, compress: bool = True) -> None:
-        labels = name_labels(name)
         buffer = self.buffer
-        for index in range(len(labels)):
-            suffix = tuple(labels[index:])
+        offsets = self.offsets
+        for suffix, label in _name_parts(name):
             if compress:
-                pointer = self.offsets.get(suffix)
+                pointer = offsets.get(suffix)
                 if pointer is not None:
                     buffer += _U16.pack(0xC000 | pointer)
                     return
             position = len(buffer)
-            if position <= MAX_POINTER_OFFSET and suffix not in self.offsets:
-                self.offsets[suffix] = position
+            if position <= MAX_POINTER_OFFSET and suffix not in offsets:
+                offsets[suffix] = position
                 self.added.append(suffix)
-            label = labels[index]
-            buffer.append(len(label))
             buffer += label
         buffer.append(0)
 
@@ -577,4 +584,3 @@ def query(
             edns=edns,
         )
     )
-

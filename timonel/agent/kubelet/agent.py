@@ -48,6 +48,7 @@ from timonel.agent.kubelet.images import (
     write_hosts_dir,
 )
 from timonel.agent.kubelet.node import (
+    KUBELET_PORT,
     Machine,
     NodeFacts,
     NodeReporter,
@@ -58,10 +59,12 @@ from timonel.agent.kubelet.node import (
     read_machine,
     read_pressure,
 )
-from timonel.agent.kubelet.podsync import NodeContext, PodSyncer
+from timonel.agent.kubelet.podsync import NodeContext, PodSyncer, field_path
 from timonel.agent.kubelet.podworkers import PodWorkers, pod_uid, relist_forever
 from timonel.agent.kubelet.probes import ProbeManager
+from timonel.agent.kubelet.server import KubeletServer, start_kubelet_api
 from timonel.agent.kubelet.volumes import VolumeManager, references
+from timonel.agent.proxy.node import run_node_networking
 from timonel.agent.runtime.cri import CriClient, CriError
 from timonel.agent.runtime.images import import_image_archive
 from timonel.agent.runtime.node import NodeRuntime
@@ -99,6 +102,8 @@ class AgentOptions:
     run_dir: Path | None = None
     resolv_conf: Path = Path("/etc/resolv.conf")
     heartbeat_period: float = 10.0
+    kubelet_port: int = KUBELET_PORT
+    """The kubelet API's port (another one is taken if it is in use)."""
 
     @property
     def agent_dir(self) -> Path:
@@ -159,6 +164,7 @@ class NodeAgent:
         self.probes = ProbeManager(self.cri, self._wake, self._record_container_event)
         self.workers: PodWorkers | None = None
         self.reporter: NodeReporter | None = None
+        self.kubelet_api: KubeletServer | None = None
 
     # -- small accessors -----------------------------------------------------------------
 
@@ -189,8 +195,6 @@ class NodeAgent:
     def _record_container_event(
         self, pod: Object, container: Mapping[str, Any], type_: str, reason: str, message: str
     ) -> None:
-        from timonel.agent.kubelet.podsync import field_path
-
         self._record_event(
             pod, field_path(pod, str(container.get("name", ""))), type_, reason, message
         )
@@ -228,6 +232,7 @@ class NodeAgent:
         await self._import_archives()
         await self._restore_network()
         await self._refresh_runtime_facts()
+        await self._start_kubelet_api()
 
         self.reporter = NodeReporter(
             self.client,
@@ -254,6 +259,7 @@ class NodeAgent:
             ),
         )
         self._spawn(self.dns.run(), "cluster-dns")
+        self._spawn(run_node_networking(self.client, self.node_name), "service-proxy")
         self._spawn(self._runtime_facts_loop(), "runtime-facts")
         if not self.network_configured:
             self._spawn(self._configure_network(), "pod-network")
@@ -309,7 +315,7 @@ class NodeAgent:
         await self.pods.synced.wait()
         self._remove_stale_pod_dirs()
         self._spawn(
-            relist_forever(self.cri, self._relist_label(), workers, self._known_to_api),
+            relist_forever(self.cri, self.node_name, workers, self._known_to_api),
             "runtime-relist",
         )
         self.started.set()
@@ -328,6 +334,8 @@ class NodeAgent:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         self._tasks.clear()
+        if self.kubelet_api is not None:
+            await self.kubelet_api.stop()
         if self.workers is not None:
             await self.workers.stop()
         await self.probes.stop()
@@ -343,9 +351,6 @@ class NodeAgent:
         if self.runtime is not None:
             return self.runtime.cgroup_parent
         return f"/timonel-{self.node_name}"
-
-    def _relist_label(self) -> str | None:
-        return self.node_name
 
     async def _start_runtime(self) -> None:
         if self.options.container_runtime_endpoint:
@@ -484,7 +489,27 @@ class NodeAgent:
             addresses=(("InternalIP", self.node_ip), ("Hostname", self.node_name)),
             runtime_version=self.facts.version,
             images=self.facts.images,
+            kubelet_port=(
+                self.kubelet_api.port if self.kubelet_api is not None else self.options.kubelet_port
+            ),
         )
+
+    async def _start_kubelet_api(self) -> None:
+        """The HTTPS API the API server proxies logs, exec, attach, port-forward and usage
+        to. Without it the node still runs its pods, so a failure is reported, not fatal."""
+        try:
+            self.kubelet_api = await start_kubelet_api(
+                self.client,
+                node_name=self.node_name,
+                node_ip=self.node_ip,
+                tls_dir=self.options.agent_dir / "tls",
+                cri=self.cri,
+                pod=lambda namespace, name: self.pods.get(f"{namespace}/{name}"),
+                pods=self.pods.all,
+                port=self.options.kubelet_port,
+            )
+        except (StatusError, OSError, ValueError) as error:
+            log.error("the kubelet API is not served: %s", error)
 
     async def _discover_cluster_dns(self) -> ClusterDns:
         """The resolver pods get: the configured cluster DNS, or the kube-dns Service's

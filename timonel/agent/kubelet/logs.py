@@ -176,6 +176,7 @@ async def stream_log(
     *,
     is_running: Callable[[], Awaitable[bool]],
     poll_interval: float = FOLLOW_POLL,
+    running_check_period: float = RUNNING_CHECK_PERIOD,
 ) -> AsyncGenerator[bytes, None]:
     """The output of a container's CRI log file, chunk by chunk; with `follow`, until the
     container stops running and the file is drained."""
@@ -212,7 +213,7 @@ async def stream_log(
             now = loop.time()
             if idle_since is None:
                 idle_since = now
-            elif now - idle_since >= RUNNING_CHECK_PERIOD:
+            elif now - idle_since >= running_check_period:
                 if not await is_running():
                     # A last look: the container may have written just before it exited.
                     tail = await asyncio.to_thread(file.read, READ_CHUNK)

@@ -240,6 +240,8 @@ class NodeFacts:
     addresses: Sequence[tuple[str, str]]
     runtime_version: str
     images: Sequence[Mapping[str, Any]] = ()
+    kubelet_port: int = KUBELET_PORT
+    """Where the kubelet API listens (the API server proxies logs, exec and metrics to it)."""
 
 
 def render_node_status(facts: NodeFacts, conditions: list[dict[str, Any]]) -> dict[str, Any]:
@@ -249,7 +251,7 @@ def render_node_status(facts: NodeFacts, conditions: list[dict[str, Any]]) -> di
         "allocatable": allocatable(machine),
         "conditions": conditions,
         "addresses": [{"type": kind, "address": address} for kind, address in facts.addresses],
-        "daemonEndpoints": {"kubeletEndpoint": {"Port": KUBELET_PORT}},
+        "daemonEndpoints": {"kubeletEndpoint": {"Port": facts.kubelet_port}},
         "nodeInfo": {
             "architecture": machine.architecture,
             "bootID": machine.boot_id,

@@ -39,6 +39,7 @@ from timonel.agent.kubelet.actions import (
     REASON_POST_START,
     REASON_STARTUP,
     KillInfo,
+    PodActions,
     ProbeResults,
     compute_pod_actions,
     containers,
@@ -337,7 +338,7 @@ class PodSyncer:
         state: PodState,
         pod: Object,
         runtime: PodRuntime,
-        actions: Any,
+        actions: PodActions,
         volumes: dict[str, HostVolume],
     ) -> list[float]:
         requeue: list[float] = []
@@ -354,15 +355,14 @@ class PodSyncer:
             if actions.create_sandbox:
                 await self._remove_init_containers(pod, runtime)
         else:
-            kills = [
-                self._kill_container(pod, container, info)
-                for container_id, info in actions.containers_to_kill.items()
-                if (
-                    container := next((c for c in runtime.containers if c.id == container_id), None)
+            by_id = {c.id: c for c in runtime.containers}
+            await asyncio.gather(
+                *(
+                    self._kill_container(pod, by_id[container_id], info)
+                    for container_id, info in actions.containers_to_kill.items()
+                    if container_id in by_id
                 )
-                is not None
-            ]
-            await asyncio.gather(*kills)
+            )
         if not actions.create_sandbox and (
             actions.kill_pod
             or not (actions.init_containers_to_start or actions.containers_to_start)
@@ -476,7 +476,9 @@ class PodSyncer:
 
     # -- starting a container ------------------------------------------------------------
 
-    def _fail(self, state: PodState, pod: Object, name: str, reason: str, message: str) -> None:
+    @staticmethod
+    def _waiting(state: PodState, name: str, reason: str, message: str) -> None:
+        """Why the container could not start, shown as its waiting state until it does."""
         state.waiting_reasons[name] = (reason, message)
 
     async def _start_container(
@@ -511,9 +513,8 @@ class PodSyncer:
                     "BackOff",
                     f"Back-off restarting failed container {name} in pod {pod_description(pod)}",
                 )
-                self._fail(
+                self._waiting(
                     state,
-                    pod,
                     name,
                     "CrashLoopBackOff",
                     f"back-off {format_duration(delay)} restarting failed container={name} pod={pod_description(pod)}",
@@ -530,7 +531,7 @@ class PodSyncer:
             )
         except ImageError as error:
             record("Warning", "Failed", f"Error: {error.reason}")
-            self._fail(state, pod, name, error.reason, error.message)
+            self._waiting(state, name, error.reason, error.message)
             remaining = self.images.backoff.delay(f"{state.uid}/{container.get('image', '')}")
             return max(1.0, remaining)
 
@@ -547,7 +548,7 @@ class PodSyncer:
             )
         except ContainerConfigError as error:
             record("Warning", "Failed", f"Error: {error}")
-            self._fail(state, pod, name, "CreateContainerConfigError", str(error))
+            self._waiting(state, name, "CreateContainerConfigError", str(error))
             return 2.0
 
         restart_count = (
@@ -574,14 +575,14 @@ class PodSyncer:
             )
         except CriError as error:
             record("Warning", "Failed", f"Error: {error.details}")
-            self._fail(state, pod, name, "CreateContainerError", error.details)
+            self._waiting(state, name, "CreateContainerError", error.details)
             return 2.0
         record("Normal", "Created", f"Created container: {name}")
         try:
             await self.cri().start_container(container_id, timeout=60)
         except CriError as error:
             record("Warning", "Failed", f"Error: {error.details}")
-            self._fail(state, pod, name, "RunContainerError", error.details)
+            self._waiting(state, name, "RunContainerError", error.details)
             return 1.0
         record("Normal", "Started", f"Started container {name}")
         state.waiting_reasons.pop(name, None)
@@ -599,7 +600,7 @@ class PodSyncer:
                 await self._kill_container(
                     pod, started, KillInfo(name, "FailedPostStartHook", REASON_POST_START)
                 )
-                self._fail(state, pod, name, "PostStartHookError", outcome.output)
+                self._waiting(state, name, "PostStartHookError", outcome.output)
                 return 1.0
         return None
 

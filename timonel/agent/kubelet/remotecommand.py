@@ -197,9 +197,14 @@ async def bridge(
 
     async def from_client() -> None:
         async for message in ws:
-            if message.type != WSMsgType.BINARY:
+            if message.type == WSMsgType.BINARY:
+                data = bytes(message.data)
+            elif message.type == WSMsgType.TEXT:
+                # The Python client sends str stdin as text frames, channel byte included.
+                data = str(message.data).encode()
+            else:
                 continue
-            channel, payload = channels.parse(message.data)
+            channel, payload = channels.parse(data)
             try:
                 if channel == channels.STDIN and stdin is not None:
                     await stdin.write(payload)

@@ -23,6 +23,7 @@ import contextlib
 import errno
 import html
 import logging
+import socket
 import ssl
 import time
 from collections.abc import Awaitable, Callable, Mapping
@@ -35,18 +36,24 @@ from aiohttp import web
 
 from timonel.agent.kubelet import remotecommand
 from timonel.agent.kubelet.logs import LogOptions, stream_log
+from timonel.agent.kubelet.node import KUBELET_PORT
 from timonel.agent.kubelet.runtimestate import CONTAINER_NAME_LABEL, POD_UID_LABEL
-from timonel.agent.kubelet.servingcert import ALLOWED_GROUP, KUBELET_CLIENT_NAME
+from timonel.agent.kubelet.servingcert import (
+    ALLOWED_GROUP,
+    KUBELET_CLIENT_NAME,
+    ensure_serving_certificate,
+    server_context,
+)
 from timonel.agent.kubelet.stats import StatsProvider
 from timonel.agent.runtime.cri import CriClient, CriError, api
 from timonel.api import errors
 from timonel.api.objects import Object
+from timonel.client.rest import ApiClient
 from timonel.streaming import channels
 from timonel.streaming.upgrade import UpgradeError
 
 log = logging.getLogger(__name__)
 
-KUBELET_PORT: Final = 10250
 NODE_LOG_DIR: Final = Path("/var/log")
 
 PodLookup = Callable[[str, str], Object | None]
@@ -455,3 +462,35 @@ class KubeletServer:
         if remotecommand.wants_spdy(request):
             return None
         raise errors.bad_request("Upgrade request required")
+
+
+async def start_kubelet_api(
+    client: ApiClient,
+    *,
+    node_name: str,
+    node_ip: str,
+    tls_dir: Path,
+    cri: Callable[[], CriClient],
+    pod: PodLookup,
+    pods: Callable[[], list[Object]],
+    port: int = KUBELET_PORT,
+) -> KubeletServer:
+    """Obtain the serving certificate (see servingcert.py) and start the kubelet API."""
+    files = await ensure_serving_certificate(
+        client,
+        tls_dir,
+        node_name=node_name,
+        addresses=[node_ip, "127.0.0.1"],
+        hostnames=[node_name, socket.gethostname(), "localhost"],
+    )
+    server = KubeletServer(
+        node_name=node_name,
+        cri=cri,
+        pod=pod,
+        pods=pods,
+        stats=StatsProvider(cri, node_name),
+        ssl_context=server_context(files),
+        port=port,
+    )
+    await server.start()
+    return server

@@ -3,13 +3,15 @@
 - `rules`: pure; Services + EndpointSlices + the node → the nat and filter ruleset.
 - `ruleset`: pure; rulesets as data and the iptables-restore text that installs them.
 - `iptables`: the I/O; run iptables (in a network namespace), apply rulesets, clean up.
-- `proxier`: `Proxier` (objects → debounced sync loop) and `NodeProxy` (fed by informers).
+- `syncloop`: `RuleSyncer`, the debounced render-and-apply loop (shared with netpol).
+- `proxier`: `Proxier` (Services and EndpointSlices → rules) and `NodeProxy` (informers).
 """
 
 from timonel.agent.proxy.iptables import Iptables, IptablesError, RulesetApplier
-from timonel.agent.proxy.proxier import NodeProxy, Proxier, SyncResult, SyncSettings
+from timonel.agent.proxy.proxier import NodeProxy, Proxier
 from timonel.agent.proxy.rules import NodeView, ProxyOptions, render_rules
 from timonel.agent.proxy.ruleset import Jump, Ruleset
+from timonel.agent.proxy.syncloop import RuleSyncer, SyncResult, SyncSettings
 
 __all__ = [
     "Iptables",
@@ -19,6 +21,7 @@ __all__ = [
     "NodeView",
     "Proxier",
     "ProxyOptions",
+    "RuleSyncer",
     "Ruleset",
     "RulesetApplier",
     "SyncResult",

@@ -19,7 +19,10 @@ keep each node's tables apart.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import fcntl
 import logging
+import os
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -31,6 +34,7 @@ log = logging.getLogger(__name__)
 
 WAIT_SECONDS = 5
 """How long iptables waits for the xtables lock (only the legacy backend takes it)."""
+LOCK_DIR = Path("/run/timonel/locks")
 
 
 class IptablesError(Exception):
@@ -256,3 +260,53 @@ def owned_by_any(*predicates: Callable[[str], bool]) -> Callable[[str], bool]:
 def stale_jumps(all_jumps: Iterable[Jump], wanted: Iterable[Jump]) -> tuple[Jump, ...]:
     keep = set(wanted)
     return tuple(jump for jump in all_jumps if jump not in keep)
+
+
+class NamespaceLock:
+    """One owner per network namespace for a component's chains (two proxies in one
+    namespace would overwrite each other's rules): an exclusive flock on a file named after
+    the namespace's inode, held for the life of the process and released when it exits,
+    however it exits."""
+
+    def __init__(self, component: str, iptables: Iptables, directory: Path = LOCK_DIR) -> None:
+        self.component = component
+        self.iptables = iptables
+        self.directory = directory
+        self._fd: int | None = None
+
+    def path(self) -> Path:
+        netns = self.iptables.netns or "/proc/self/ns/net"
+        inode = os.stat(netns).st_ino
+        return self.directory / f"{self.component}-netns-{inode}.lock"
+
+    def try_acquire(self) -> bool:
+        if self._fd is not None:
+            return True
+        self.directory.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.path(), os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            return False
+        self._fd = fd
+        return True
+
+    async def acquire(self, poll: float = 5.0) -> None:
+        """Wait until this process owns the namespace (logging once while it waits)."""
+        if self.try_acquire():
+            return
+        log.warning(
+            "another process manages the %s rules of this network namespace (%s); waiting",
+            self.component,
+            self.path(),
+        )
+        while not self.try_acquire():
+            await asyncio.sleep(poll)
+
+    def release(self) -> None:
+        if self._fd is not None:
+            with contextlib.suppress(OSError):
+                fcntl.flock(self._fd, fcntl.LOCK_UN)
+            os.close(self._fd)
+            self._fd = None

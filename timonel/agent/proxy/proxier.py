@@ -1,16 +1,10 @@
 """The node's proxy: Services, EndpointSlices and Nodes in, iptables rules out.
 
-`Proxier` holds the objects the rules are made from and one sync loop. Every change marks
-the rules dirty; the loop re-renders (`render_rules`, in a worker thread) and installs what
-changed (`RulesetApplier`). Syncs are at least `min_sync_period` apart (100 ms) so that a
-burst of changes costs one sync, and the first change after a quiet spell syncs at once:
-an endpoint change is in the tables well within a second. Every `sync_period` the loop
-checks that the tables still hold the proxy's canary chain and rewrites everything if not;
-every `full_sync_period` it rewrites everything anyway. A failed sync is retried, in full.
-
-Nothing is installed until the first list of Services and EndpointSlices arrived (rules from
-a partial picture would reject traffic to Services whose endpoints were not listed yet). On
-a clean stop the proxy removes its jumps and chains.
+`Proxier` holds the objects the rules are made from; every change marks the rules dirty and
+the sync loop (`RuleSyncer`: at most one sync per 100 ms, the first change after a quiet
+spell at once, so an endpoint change is in the tables well within a second) re-renders
+them (`render_rules`, in a worker thread) and installs what changed. Before the first sync
+it sets the sysctls Services need.
 
 `NodeProxy` feeds a `Proxier` from informers, which is how the node agent runs it.
 """
@@ -18,9 +12,7 @@ a clean stop the proxy removes its jumps and chains.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -41,6 +33,8 @@ from timonel.agent.proxy.rules import (
     owns_chain,
     render_rules,
 )
+from timonel.agent.proxy.ruleset import Ruleset
+from timonel.agent.proxy.syncloop import RuleSyncer, SyncResult, SyncSettings
 from timonel.api.objects import Object, object_key
 from timonel.client.informer import Informer
 from timonel.client.resources import ENDPOINTSLICES, NODES, SERVICES
@@ -51,24 +45,7 @@ log = logging.getLogger(__name__)
 # kube-proxy lists and watches only what it proxies.
 PROXIED_SELECTOR = "!service.kubernetes.io/service-proxy-name,!service.kubernetes.io/headless"
 
-
-@dataclass(frozen=True)
-class SyncSettings:
-    min_sync_period: float = 0.1
-    sync_period: float = 10.0
-    full_sync_period: float = 3600.0
-    retry_period: float = 1.0
-
-
-@dataclass(frozen=True)
-class SyncResult:
-    full: bool
-    changed: bool
-    rules: int
-    render_seconds: float
-    restore_seconds: float
-    finished: float
-    """time.monotonic() when the rules were in place."""
+__all__ = ["NodeProxy", "Proxier", "SyncResult", "SyncSettings", "node_view"]
 
 
 def node_view(node_name: str, nodes: dict[str, Object]) -> NodeView:
@@ -95,7 +72,13 @@ def node_view(node_name: str, nodes: dict[str, Object]) -> NodeView:
     )
 
 
-class Proxier:
+ProxySnapshot = tuple[list[Object], list[Object], NodeView]
+
+
+class Proxier(RuleSyncer[ProxySnapshot]):
+    component = "proxy rules"
+    lock_name = "proxy"
+
     def __init__(
         self,
         node_name: str,
@@ -108,32 +91,25 @@ class Proxier:
         self.node_name = node_name
         self.iptables = iptables or Iptables()
         self.options = options or ProxyOptions()
-        self.settings = settings or SyncSettings()
-        self.cleanup_on_exit = cleanup_on_exit
         wanted = jumps_for(self.options)
-        self.applier = RulesetApplier(
-            self.iptables,
-            owns=owns_chain,
-            jumps=wanted,
-            canary=CANARY_CHAIN,
-            stale_jumps=stale_jumps(JUMPS + FIREWALL_JUMPS, wanted),
+        super().__init__(
+            RulesetApplier(
+                self.iptables,
+                owns=owns_chain,
+                jumps=wanted,
+                canary=CANARY_CHAIN,
+                stale_jumps=stale_jumps(JUMPS + FIREWALL_JUMPS, wanted),
+            ),
+            settings=settings,
+            cleanup_on_exit=cleanup_on_exit,
         )
         self.services: dict[str, Object] = {}
         self.endpoint_slices: dict[str, Object] = {}
         self.nodes: dict[str, Object] = {}
         self.node = NodeView(node_name)
-        self.ready = asyncio.Event()
-        """Set once the first lists arrived; nothing is installed before."""
-        self.last_result: SyncResult | None = None
-        self.listeners: list[Callable[[SyncResult], None]] = []
-        self._dirty = asyncio.Event()
         self._cache = RenderCache()
-        self._need_full = True
 
     # -- the objects --------------------------------------------------------------------------
-
-    def changed(self) -> None:
-        self._dirty.set()
 
     def set_service(self, service: Object) -> None:
         self.services[object_key(service)] = service
@@ -166,89 +142,27 @@ class Proxier:
             self.node = view
             self.changed()
 
-    # -- syncing ------------------------------------------------------------------------------
+    # -- rendering ----------------------------------------------------------------------------
 
-    async def sync(self, *, full: bool = False) -> SyncResult:
-        """Render the rules from the objects now known and install what changed."""
-        services = list(self.services.values())
-        slices = list(self.endpoint_slices.values())
-        node, options, cache = self.node, self.options, self._cache
-        started = time.perf_counter()
-        ruleset = await asyncio.to_thread(
-            lambda: render_rules(services, slices, node, options, cache=cache)
-        )
-        rendered = time.perf_counter()
-        stats = await self.applier.apply(ruleset, full=full)
-        result = SyncResult(
-            full=stats.full,
-            changed=stats.changed,
-            rules=ruleset.rule_count(),
-            render_seconds=rendered - started,
-            restore_seconds=stats.restore_seconds,
-            finished=time.monotonic(),
-        )
-        self.last_result = result
-        for listener in list(self.listeners):
-            listener(result)
-        return result
+    def snapshot(self) -> ProxySnapshot:
+        return (list(self.services.values()), list(self.endpoint_slices.values()), self.node)
 
-    async def run(self) -> None:
-        """Sync until cancelled; remove the rules on the way out."""
+    def render(self, snapshot: ProxySnapshot) -> Ruleset:
+        services, slices, node = snapshot
+        return render_rules(services, slices, node, self.options, cache=self._cache)
+
+    async def prepare(self) -> None:
         await ensure_forwarding_sysctls(
             self.iptables, route_localnet=self.options.localhost_node_ports
         )
         log.info("proxy on node %s uses %s", self.node_name, await self.iptables.version())
-        try:
-            await self.ready.wait()
-            await self._loop()
-        finally:
-            if self.cleanup_on_exit:
-                with contextlib.suppress(Exception):
-                    await self.applier.remove()
 
-    async def _loop(self) -> None:
-        settings = self.settings
-        loop = asyncio.get_running_loop()
-        last_sync = -1e9
-        last_full = loop.time()
-        self._dirty.set()
-        while True:
-            periodic = False
-            try:
-                await asyncio.wait_for(self._dirty.wait(), settings.sync_period)
-            except TimeoutError:
-                periodic = True
-            pause = last_sync + settings.min_sync_period - loop.time()
-            if pause > 0:
-                await asyncio.sleep(pause)
-            self._dirty.clear()
-            if periodic and not self._need_full and not await self.applier.intact():
-                log.warning("proxy rules were removed behind the proxy's back; rewriting them")
-                self._need_full = True
-            if loop.time() - last_full > settings.full_sync_period:
-                self._need_full = True
-            full = self._need_full
-            last_sync = loop.time()
-            try:
-                result = await self.sync(full=full)
-            except asyncio.CancelledError:
-                raise
-            except Exception as error:
-                log.error("syncing proxy rules failed: %s", error)
-                self._need_full = True
-                loop.call_later(settings.retry_period, self._dirty.set)
-                continue
-            self._need_full = False
-            if full:
-                last_full = loop.time()
-            if result.changed:
-                log.debug(
-                    "proxy rules synced (%s): %d rules, render %.0f ms, restore %.0f ms",
-                    "full" if full else "partial",
-                    result.rules,
-                    result.render_seconds * 1000,
-                    result.restore_seconds * 1000,
-                )
+
+def _updated(put: Callable[[Object], None]) -> Callable[[Object, Object], None]:
+    def on_update(_old: Object, new: Object) -> None:
+        put(new)
+
+    return on_update
 
 
 @dataclass
@@ -271,14 +185,13 @@ class NodeProxy:
             self.client, ENDPOINTSLICES, label_selector=PROXIED_SELECTOR
         )
         self.nodes = Informer(self.client, NODES)
-        for informer, put, drop in (
+        feeds: tuple[tuple[Informer, Callable[[Object], None], Callable[[Object], None]], ...] = (
             (self.services, proxier.set_service, proxier.delete_service),
             (self.endpoint_slices, proxier.set_endpoint_slice, proxier.delete_endpoint_slice),
             (self.nodes, proxier.set_node, proxier.delete_node),
-        ):
-            informer.add_handlers(
-                on_add=put, on_update=lambda _old, new, put=put: put(new), on_delete=drop
-            )
+        )
+        for informer, put, drop in feeds:
+            informer.add_handlers(on_add=put, on_update=_updated(put), on_delete=drop)
 
     async def run(self) -> None:
         informers = (self.services, self.endpoint_slices, self.nodes)

@@ -943,7 +943,8 @@ class RenderCache:
 
     def sweep(self) -> None:
         """Forget what the render that just finished did not use."""
-        for store, used in zip((self._ports, self._slices, self._rules), self._used, strict=True):
+        stores: tuple[dict[Any, Any], ...] = (self._ports, self._slices, self._rules)
+        for store, used in zip(stores, self._used, strict=True):
             for key in [k for k in store if k not in used]:
                 del store[key]
             used.clear()

@@ -189,3 +189,45 @@ async def test_external_name_cname_is_followed_upstream() -> None:
         QueryHandler(resolve, FakeUpstream(fail=True)).handle(query(EXTERNAL, TYPE_A), tcp=False)
     )
     assert alone is not None and [r.type for r in alone.answers] == [TYPE_CNAME]
+
+
+async def test_replies_are_reused_until_the_records_change() -> None:
+    calls: list[str] = []
+    version = [1]
+
+    def counting(name: str, qtype: int) -> Answer:
+        calls.append(name)
+        return Answer(answers=(Record(name, TYPE_A, 5, f"10.43.0.{version[0]}"),))
+
+    handler = QueryHandler(counting, generation=lambda: version[0])
+    first = await settle(handler.handle(query(WEB, TYPE_A, ident=1), tcp=False))
+    second = await settle(handler.handle(query(WEB, TYPE_A, ident=2), tcp=False))
+    assert first is not None and second is not None and second.id == 2
+    assert second.answers == first.answers and len(calls) == 1
+    assert handler.metrics.requests[("udp", "A")] == 2
+    version[0] = 2
+    third = await settle(handler.handle(query(WEB, TYPE_A, ident=3), tcp=False))
+    assert third is not None and [r.data for r in third.answers] == ["10.43.0.2"]
+    assert len(calls) == 2
+    shuffling = QueryHandler(resolve, generation=lambda: 1)
+    firsts = set()
+    for _ in range(20):
+        reply = await settle(shuffling.handle(query(MANY, TYPE_A), tcp=True))
+        assert reply is not None
+        firsts.add(reply.answers[0].data)
+    assert len(firsts) > 1  # shuffled replies are made afresh
+
+
+async def test_metrics_count_requests_responses_and_forwards() -> None:
+    upstream = FakeUpstream(fail=True)
+    handler = QueryHandler(resolve, upstream)
+    handler.handle(query(WEB, TYPE_A), tcp=False)
+    await settle(handler.handle(query("example.com", TYPE_A), tcp=True))
+    text = handler.metrics.render()
+    assert 'proto="udp",family="1",type="A"} 1' in text
+    assert 'proto="tcp",family="1",type="A"} 1' in text
+    assert (
+        'coredns_dns_responses_total{server="dns://:53",zone=".",view="",rcode="NOERROR",plugin=""} 1'
+        in text
+    )
+    assert 'rcode="SERVFAIL",plugin=""} 1' in text

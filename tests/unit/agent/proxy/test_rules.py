@@ -388,9 +388,7 @@ def test_hairpin_traffic_is_masqueraded_by_every_endpoint_chain() -> None:
     services, slices = _spec_objects(2)
     text = render_rules(services, slices, NodeView("node-a")).render()
     for ip in ("10.42.0.10", "10.42.0.11"):
-        assert any(
-            f"-s {ip} -j TIMONEL-MARK-MASQ" in r for r in _chain_rules(text, "TIMONEL-SEP-")
-        )
+        assert any(f"-s {ip} -j TIMONEL-MARK-MASQ" in r for r in _chain_rules(text, "TIMONEL-SEP-"))
 
 
 def test_many_endpoints_drop_the_per_endpoint_comments() -> None:
@@ -495,7 +493,10 @@ def test_load_balancer_ingress_with_proxy_ip_mode_is_not_captured() -> None:
         },
         "status": {
             "loadBalancer": {
-                "ingress": [{"ip": "192.0.2.1", "ipMode": "VIP"}, {"ip": "192.0.2.2", "ipMode": "Proxy"}]
+                "ingress": [
+                    {"ip": "192.0.2.1", "ipMode": "VIP"},
+                    {"ip": "192.0.2.2", "ipMode": "Proxy"},
+                ]
             }
         },
     }
