@@ -7,7 +7,7 @@ directly, and both go through the same `ApiServer.handle` (authentication includ
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -33,6 +33,9 @@ class ApiRequest:
     user: UserInfo | None = None
     # Warning texts to return as `Warning: 299 - "..."` headers.
     warnings: list[str] = field(default_factory=list)
+    # Whether the client has gone (set by the HTTPS listener), for long streams that may
+    # sit idle (a followed log) and would otherwise notice only at their next write.
+    is_disconnected: Callable[[], bool] = lambda: False
 
     def param(self, name: str, default: str = "") -> str:
         return self.query.get(name, default)

@@ -46,6 +46,7 @@ def make_app(api: ApiServer) -> web.Application:
             headers=request.headers,
             body=body,
             peercert=peercert or None,
+            is_disconnected=lambda: request.transport is None or request.transport.is_closing(),
         )
         response = await api.handle(api_request)
         if response.stream is None:

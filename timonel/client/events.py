@@ -31,19 +31,56 @@ def object_reference(obj: Object) -> dict[str, str]:
     return {k: v for k, v in reference.items() if v}
 
 
+# As client-go's spam filter: per involved object, a burst of 25 events, then one per 5 minutes.
+SPAM_BURST = 25
+SPAM_REFILL_SECONDS = 300.0
+
+
+@dataclass
+class _Bucket:
+    tokens: float
+    updated: float
+
+
 @dataclass
 class EventRecorder:
     client: ApiClient
     component: str
     host: str = ""
     _seen: dict[tuple[str, ...], Object] = field(default_factory=dict)
+    _buckets: dict[tuple[str, str, str], _Bucket] = field(default_factory=dict)
     _tasks: set[asyncio.Task[None]] = field(default_factory=set)
+
+    def _allowed(self, obj: Object) -> bool:
+        meta = obj.get("metadata") or {}
+        key = (
+            obj.get("kind", ""),
+            meta.get("namespace", ""),
+            meta.get("uid") or meta.get("name", ""),
+        )
+        now = time.monotonic()
+        bucket = self._buckets.get(key)
+        if bucket is None:
+            if len(self._buckets) > 4096:
+                self._buckets.pop(next(iter(self._buckets)))
+            bucket = self._buckets[key] = _Bucket(SPAM_BURST, now)
+        bucket.tokens = min(
+            SPAM_BURST, bucket.tokens + (now - bucket.updated) / SPAM_REFILL_SECONDS
+        )
+        bucket.updated = now
+        if bucket.tokens < 1:
+            return False
+        bucket.tokens -= 1
+        return True
 
     def event(
         self, obj: Object, type_: str, reason: str, message: str, *, field_path: str = ""
     ) -> None:
         """Record in the background: recording must never slow down or fail the caller.
-        `field_path` names a part of the object (kubelet: `spec.containers{web}`)."""
+        `field_path` names a part of the object (kubelet: `spec.containers{web}`). Events
+        about one object beyond the spam filter's budget are dropped."""
+        if not self._allowed(obj):
+            return
         task = asyncio.get_running_loop().create_task(
             self._record(obj, type_, reason, message, field_path)
         )

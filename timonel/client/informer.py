@@ -159,7 +159,7 @@ class Informer:
             field_selector=self.field_selector,
         )
         fresh = {object_key(item): item for item in listed.get("items") or []}
-        for key in [k for k in self.indexer.keys() if k not in fresh]:
+        for key in [k for k in self.indexer.keys() if k not in fresh]:  # noqa: SIM118 - Indexer.keys() is a method, not a dict
             old = self.indexer.remove(key)
             if old is not None:
                 self._deleted(old)

@@ -125,7 +125,10 @@ def node_reference(node: Object) -> Object:
 
 class NodeIpamController(Controller):
     name: ClassVar[str] = "node-ipam-controller"
-    workers = 1
+    # kube's cidrUpdateWorkers: thousands of nodes registering at once are patched in
+    # seconds, not one round trip after another. Subnets are taken before the first
+    # await of a sync, so concurrent syncs never hand out the same one.
+    workers = 30
 
     def __init__(self, context: ControllerContext) -> None:
         self.client = context.client

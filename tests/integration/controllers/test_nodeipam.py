@@ -35,6 +35,17 @@ def test_nodes_get_distinct_pod_cidrs(server: RunningServer) -> None:
     server.kubectl("delete", "node", *names)
 
 
+def test_nodes_registering_together_get_distinct_pod_cidrs(server: RunningServer) -> None:
+    # Patched by concurrent workers: none may be handed a subnet another got.
+    prefix = f"ipam-{uuid.uuid4().hex[:6]}"
+    names = [f"{prefix}-{i}" for i in range(40)]
+    nodes = [{"apiVersion": "v1", "kind": "Node", "metadata": {"name": n}} for n in names]
+    apply(server, {"apiVersion": "v1", "kind": "List", "items": nodes})
+    cidrs = [pod_cidr(server, name) for name in names]
+    assert len(set(cidrs)) == len(names)
+    server.kubectl("delete", "node", *names)
+
+
 def test_allocations_survive_a_restart(tmp_path: Path) -> None:
     data, cache = tmp_path / "data", tmp_path / "cache"
     data.mkdir()
