@@ -17,7 +17,7 @@ import asyncio
 import base64
 import copy
 import random
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -553,27 +553,46 @@ class ResourceHandlers:
             )
         manager = _field_manager(request)
         expected_rv = meta.get("resourceVersion") or ""
-        for _ in range(_PATCH_RETRIES):
-            current, revision = await store.read(namespace, name)
-            if expected_rv and expected_rv != str(revision):
-                raise errors.conflict(strategy.plural, strategy.group, name)
-            new = copy.deepcopy(obj)
-            try:
-                result, status = await self.update_object(
-                    request,
-                    store,
-                    new,
-                    current,
-                    revision,
-                    manager=manager,
-                    subresource=subresource,
-                    dry_run=dry_run,
-                )
-            except RevisionMismatch:
-                if expected_rv:
-                    raise errors.conflict(strategy.plural, strategy.group, name) from None
-                continue
+
+        async def replace(current: Object | None, revision: int) -> ApiResponse:
+            if current is None:
+                raise store.not_found(name)
+            result, status = await self.update_object(
+                request,
+                store,
+                copy.deepcopy(obj),
+                current,
+                revision,
+                manager=manager,
+                subresource=subresource,
+                dry_run=dry_run,
+            )
             return self.object_response(request, strategy, result, status)
+
+        return await self._guaranteed(store, namespace, name, replace, precondition=expected_rv)
+
+    async def _guaranteed(
+        self,
+        store: ResourceStore,
+        namespace: str,
+        name: str,
+        write: Callable[[Object | None, int], Awaitable[ApiResponse]],
+        *,
+        precondition: str,
+    ) -> ApiResponse:
+        """Read the object, let `write` produce and store its successor, and start over
+        while concurrent writes win the race. A resourceVersion the client gave makes a
+        lost race (or a stale read) a 409 instead."""
+        strategy = store.strategy
+        for _ in range(_PATCH_RETRIES):
+            current, revision = await store.read_optional(namespace, name)
+            if current is not None and precondition and precondition != str(revision):
+                raise errors.conflict(strategy.plural, strategy.group, name)
+            try:
+                return await write(current, revision)
+            except RevisionMismatch:
+                if precondition:
+                    raise errors.conflict(strategy.plural, strategy.group, name) from None
         raise errors.conflict(strategy.plural, strategy.group, name)
 
     async def update_object(
@@ -714,8 +733,8 @@ class ResourceHandlers:
                     f"the name of the object ({patch['metadata']['name']}) does not match the name on the URL ({name})"
                 )
             meta_of(patch)["name"] = name
-        for _ in range(_PATCH_RETRIES):
-            current, revision = await store.read_optional(namespace, name)
+
+        async def patch_current(current: Object | None, revision: int) -> ApiResponse:
             if current is None:
                 if not is_apply:
                     raise store.not_found(name)
@@ -735,37 +754,30 @@ class ResourceHandlers:
                     request, store, created, manager=manager, dry_run=dry_run, apply_config=patch
                 )
                 return self.object_response(request, strategy, created, 201)
-            if patch_rv and patch_rv != str(revision):
-                raise errors.conflict(strategy.plural, strategy.group, name)
             new = self._apply_patch(
                 patch_type, patch, current, schema, manager, force, strategy, subresource
             )
             if not is_apply:
                 self._check_type_meta(strategy, new)
                 self._check_fields(request, strategy, new, patched=True)
-            meta = meta_of(new)
-            if meta.get("name") != name:
+            if meta_of(new).get("name") != name:
                 raise errors.bad_request(
                     "metadata.name: Invalid value: the name of the object does not match the name on the URL"
                 )
-            try:
-                result, status = await self.update_object(
-                    request,
-                    store,
-                    new,
-                    current,
-                    revision,
-                    manager=manager,
-                    subresource=subresource,
-                    dry_run=dry_run,
-                    managed_by_apply=is_apply,
-                )
-            except RevisionMismatch:
-                if patch_rv:
-                    raise errors.conflict(strategy.plural, strategy.group, name) from None
-                continue
+            result, status = await self.update_object(
+                request,
+                store,
+                new,
+                current,
+                revision,
+                manager=manager,
+                subresource=subresource,
+                dry_run=dry_run,
+                managed_by_apply=is_apply,
+            )
             return self.object_response(request, strategy, result, status)
-        raise errors.conflict(strategy.plural, strategy.group, name)
+
+        return await self._guaranteed(store, namespace, name, patch_current, precondition=patch_rv)
 
     @staticmethod
     def _apply_patch(

@@ -50,9 +50,7 @@ def review_request(csr_pem: bytes) -> ServingRequest:
     common_names = request.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
     organizations = request.subject.get_attributes_for_oid(NameOID.ORGANIZATION_NAME)
     others = [
-        a
-        for a in request.subject
-        if a.oid not in (NameOID.COMMON_NAME, NameOID.ORGANIZATION_NAME)
+        a for a in request.subject if a.oid not in (NameOID.COMMON_NAME, NameOID.ORGANIZATION_NAME)
     ]
     common_name = str(common_names[0].value) if len(common_names) == 1 else ""
     node_name = common_name.removeprefix(NODE_USER_PREFIX)

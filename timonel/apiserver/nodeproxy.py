@@ -25,7 +25,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ssl
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final
 from urllib.parse import quote, urlencode
@@ -57,6 +57,7 @@ KUBELET_CLIENT_GROUP: Final = "system:masters"
 DEFAULT_KUBELET_PORT: Final = 10250
 ADDRESS_PREFERENCE: Final = ("InternalIP", "ExternalIP", "Hostname", "InternalDNS", "ExternalDNS")
 CONNECT_TIMEOUT: Final = 10.0
+RELAY_IDLE_CHECK: Final = 1.0
 
 POD_SUBRESOURCES: Final = frozenset({"log", "exec", "attach", "portforward"})
 UPGRADE_SUBRESOURCES: Final = frozenset({"exec", "attach", "portforward"})
@@ -328,14 +329,24 @@ async def _pod_and_location(api: ApiServer, info: RequestInfo) -> tuple[Object, 
     return pod, kubelet_location(await _node(api, str(node_name)))
 
 
-async def _relay(response: aiohttp.ClientResponse) -> AsyncIterator[bytes]:
+async def _relay(
+    response: aiohttp.ClientResponse, client_gone: Callable[[], bool]
+) -> AsyncIterator[bytes]:
+    """The kubelet's body as it comes; a followed log may idle for long, so the client's
+    departure is checked every second rather than noticed at the next write."""
     try:
-        async for chunk in response.content.iter_any():
+        while not client_gone():
+            try:
+                chunk = await asyncio.wait_for(response.content.readany(), RELAY_IDLE_CHECK)
+            except TimeoutError:
+                continue
+            if not chunk:
+                return
             yield chunk
     except (aiohttp.ClientError, OSError):
         return
     finally:
-        response.release()
+        response.close()
 
 
 async def serve(api: ApiServer, request: ApiRequest, info: RequestInfo) -> ApiResponse:
@@ -356,7 +367,7 @@ async def serve(api: ApiServer, request: ApiRequest, info: RequestInfo) -> ApiRe
         return ApiResponse(
             upstream.status,
             content_type=upstream.headers.get("Content-Type", "application/octet-stream"),
-            stream=_relay(upstream),
+            stream=_relay(upstream, request.is_disconnected),
         )
     if info.subresource in UPGRADE_SUBRESOURCES:
         raise errors.bad_request("Upgrade request required")
@@ -370,7 +381,9 @@ async def serve(api: ApiServer, request: ApiRequest, info: RequestInfo) -> ApiRe
             raise await _kubelet_error(upstream)
         finally:
             upstream.release()
-    return ApiResponse(200, content_type="text/plain", stream=_relay(upstream))
+    return ApiResponse(
+        200, content_type="text/plain", stream=_relay(upstream, request.is_disconnected)
+    )
 
 
 async def serve_upgrade(api: ApiServer, request: web.Request) -> web.StreamResponse:

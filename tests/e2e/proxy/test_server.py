@@ -198,9 +198,11 @@ def test_a_deployment_behind_a_service_answers_on_its_cluster_ip(cluster: NetnsC
     cluster_ip = cluster.get("service", "web", namespace)["spec"]["clusterIP"]
 
     from_node = wait_for(
-        lambda: (r := answers_from_node(cluster, f"{cluster_ip}:80"))
-        and set(r["answers"]) == pods
-        and r,
+        lambda: (
+            (r := answers_from_node(cluster, f"{cluster_ip}:80"))
+            and set(r["answers"]) == pods
+            and r
+        ),
         timeout=10,
         what="both pods answering on the ClusterIP from the node",
     )
@@ -255,9 +257,11 @@ def test_node_port_and_load_balancer_answer_on_the_node_address(cluster: NetnsCl
         what="a ready endpoint",
     )
     service = wait_for(
-        lambda: (s := cluster.get("service", "edge", namespace))
-        and s["status"].get("loadBalancer", {}).get("ingress")
-        and s,
+        lambda: (
+            (s := cluster.get("service", "edge", namespace))
+            and s["status"].get("loadBalancer", {}).get("ingress")
+            and s
+        ),
         timeout=30,
         what="the load balancer ingress",
     )
@@ -265,9 +269,11 @@ def test_node_port_and_load_balancer_answer_on_the_node_address(cluster: NetnsCl
     node_port = service["spec"]["ports"][0]["nodePort"]
     for target in (f"{NODE_IP}:{node_port}", f"127.0.0.1:{node_port}", f"{NODE_IP}:80"):
         result = wait_for(
-            lambda target=target: (r := answers_from_node(cluster, target, 5))
-            and sum(r["answers"].values()) == 5
-            and r,
+            lambda target=target: (
+                (r := answers_from_node(cluster, target, 5))
+                and sum(r["answers"].values()) == 5
+                and r
+            ),
             timeout=10,
             what=f"answers on {target}",
         )

@@ -457,6 +457,33 @@ def test_port_forward_serves_http_from_the_pod(cluster: Cluster, env: dict[str, 
         forward.stop()
 
 
+def test_the_python_client_port_forwards(cluster: Cluster) -> None:
+    from kubernetes import client, config
+    from kubernetes.stream import portforward
+
+    namespace = cluster.namespace()
+    server = {"name": "web", "command": ["httpd", "-f", "-p", "8080", "-h", "/www"]}
+    start_pod(cluster, namespace, pod_manifest("web", [server]))
+    api = client.CoreV1Api(config.new_client_from_config(str(cluster.kubeconfig)))
+    forward = portforward(
+        api.connect_get_namespaced_pod_portforward, "web", namespace, ports="8080"
+    )
+    try:
+        connection = forward.socket(8080)
+        connection.setblocking(True)
+        connection.settimeout(10)
+        connection.sendall(b"GET / HTTP/1.0\r\n\r\n")
+        answer = b""
+        while chunk := connection.recv(4096):
+            answer += chunk
+        connection.close()
+        assert answer.startswith(b"HTTP/1.")
+        assert answer.endswith(b"hello from timonel busybox\n")
+        assert forward.error(8080) is None
+    finally:
+        forward.close()
+
+
 # -- metrics and the kubelet API ----------------------------------------------------------------
 
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 import uuid
 from pathlib import Path
 
+import yaml
+
 from tests.conftest import RunningServer, start_server
 from tests.integration.controllers.harness import apply, get, wait_for
 
@@ -39,8 +41,10 @@ def test_nodes_registering_together_get_distinct_pod_cidrs(server: RunningServer
     # Patched by concurrent workers: none may be handed a subnet another got.
     prefix = f"ipam-{uuid.uuid4().hex[:6]}"
     names = [f"{prefix}-{i}" for i in range(40)]
-    nodes = [{"apiVersion": "v1", "kind": "Node", "metadata": {"name": n}} for n in names]
-    apply(server, {"apiVersion": "v1", "kind": "List", "items": nodes})
+    nodes = [
+        yaml.safe_dump({"apiVersion": "v1", "kind": "Node", "metadata": {"name": n}}) for n in names
+    ]
+    server.kubectl("apply", "-f", "-", input="---\n".join(nodes))
     cidrs = [pod_cidr(server, name) for name in names]
     assert len(set(cidrs)) == len(names)
     server.kubectl("delete", "node", *names)

@@ -177,9 +177,10 @@ async def stream_log(
     is_running: Callable[[], Awaitable[bool]],
     poll_interval: float = FOLLOW_POLL,
     running_check_period: float = RUNNING_CHECK_PERIOD,
+    reader_gone: Callable[[], bool] = lambda: False,
 ) -> AsyncGenerator[bytes, None]:
     """The output of a container's CRI log file, chunk by chunk; with `follow`, until the
-    container stops running and the file is drained."""
+    container stops running and the file is drained, or `reader_gone()`."""
     writer = LogWriter(options)
     start = 0
     if options.tail_lines is not None:
@@ -201,7 +202,7 @@ async def stream_log(
                 if out:
                     yield out
                 continue
-            if not options.follow:
+            if not options.follow or reader_gone():
                 break
             current = _identity(path)
             if current is not None and current != identity:

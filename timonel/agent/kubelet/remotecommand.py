@@ -10,10 +10,12 @@ arrive (through the API server) speaking:
   close message [255, 0] becomes a FIN on the stdin stream). The exit Status containerd
   writes on its error stream goes to channel 3, then the WebSocket closes normally.
 - WebSocket `SPDY/3.1+portforward.k8s.io` for port-forward: raw SPDY in binary messages,
-  which the kubelet passes as bytes to containerd's SPDY port-forward endpoint.
+  which the kubelet passes as bytes to containerd's SPDY port-forward endpoint; or
+  WebSocket `v4.channel.k8s.io` with `?ports=` (the Python client): two channels per port
+  (data, error), relayed message for message to containerd's WebSocket endpoint.
 - SPDY (kubectl's fallback, either command): the upgrade is proxied to containerd as is.
 
-Pure: `StreamOptions`, `spdy_stream_headers`, `parse_streaming_url`.
+Pure: `StreamOptions`, `spdy_stream_kinds`, `parse_streaming_url`, `forwarded_ports`.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from dataclasses import dataclass
 from typing import Final
 from urllib.parse import urlsplit
 
+import aiohttp
 from aiohttp import WSMsgType, web
 
 from timonel.streaming import channels
@@ -44,7 +47,7 @@ log = logging.getLogger(__name__)
 
 SPDY: Final = "SPDY/3.1"
 EXEC_WEBSOCKET_PROTOCOLS: Final = (channels.V5, channels.V4)
-PORT_FORWARD_WEBSOCKET_PROTOCOLS: Final = (channels.PORT_FORWARD_TUNNEL,)
+PORT_FORWARD_WEBSOCKET_PROTOCOLS: Final = (channels.PORT_FORWARD_TUNNEL, channels.V4)
 # What the kubelet asks containerd for when it translates a WebSocket session.
 CONTAINERD_EXEC_PROTOCOL: Final = channels.V4
 # How long the last output may take to arrive after the command's status did.
@@ -79,14 +82,14 @@ class StreamOptions:
         return self.stdin or self.stdout or self.stderr
 
 
-def spdy_stream_headers(options: StreamOptions) -> list[dict[str, str]]:
-    """The streams a v4 SPDY client opens, in the order kubectl opens them."""
+def spdy_stream_kinds(options: StreamOptions) -> list[str]:
+    """The `streamType`s a v4 SPDY client opens, in the order kubectl opens them."""
     kinds = ["error"]
     kinds += ["stdin"] if options.stdin else []
     kinds += ["stdout"] if options.stdout else []
     kinds += ["stderr"] if options.stderr else []
     kinds += ["resize"] if options.tty else []
-    return [{"streamtype": kind} for kind in kinds]
+    return kinds
 
 
 @dataclass(frozen=True)
@@ -105,6 +108,22 @@ def parse_streaming_url(url: str) -> StreamingUrl:
     if parts.query:
         target += "?" + parts.query
     return StreamingUrl(parts.hostname, port, target)
+
+
+def forwarded_ports(values: list[str]) -> list[int]:
+    """The `ports` of a WebSocket port-forward (repeated or comma-separated), as kubelet
+    reads them; a ValueError says what is wrong."""
+    ports: list[int] = []
+    for value in values:
+        for item in value.split(","):
+            port = int(item.strip())
+            if not 0 < port < 65536:
+                raise ValueError(f"port {port} must be between 1 and 65535")
+            if port not in ports:
+                ports.append(port)
+    if not ports:
+        raise ValueError('query parameter "ports" is required')
+    return ports
 
 
 def wants_websocket(request: web.Request) -> bool:
@@ -163,26 +182,19 @@ async def serve_exec_websocket(
     session = SpdySession(upstream.stream.reader, upstream.stream.writer, client=True)
     session.start()
     try:
-        streams = [await session.open_stream(h) for h in spdy_stream_headers(options)]
-    except ConnectionError:
-        await session.close()
-        raise
-    ws = web.WebSocketResponse(protocols=(protocol,), max_msg_size=0, compress=False)
-    await ws.prepare(request)
-    try:
-        await bridge(ws, session, dict(zip(spdy_stream_kinds(options), streams, strict=True)))
+        streams = {
+            kind: await session.open_stream({"streamType": kind})
+            for kind in spdy_stream_kinds(options)
+        }
+        ws = web.WebSocketResponse(protocols=(protocol,), max_msg_size=0, compress=False)
+        await ws.prepare(request)
+        await bridge(ws, streams)
     finally:
         await session.close()
     return ws
 
 
-def spdy_stream_kinds(options: StreamOptions) -> list[str]:
-    return [h["streamtype"] for h in spdy_stream_headers(options)]
-
-
-async def bridge(
-    ws: web.WebSocketResponse, session: SpdySession, streams: Mapping[str, SpdyStream]
-) -> None:
+async def bridge(ws: web.WebSocketResponse, streams: Mapping[str, SpdyStream]) -> None:
     """Channels of `ws` to and from the SPDY streams, until the command's status arrives
     (sent on channel 3 before a normal close) or the client goes away."""
     v5 = ws.ws_protocol == channels.V5
@@ -256,4 +268,43 @@ async def serve_port_forward_tunnel(request: web.Request, url: str) -> web.Strea
     )
     await ws.prepare(request)
     await splice(WebSocketStream(ws), upstream.stream)
+    return ws
+
+
+async def serve_port_forward_channels(request: web.Request, url: str) -> web.StreamResponse:
+    """A v4 channel port-forward, relayed to the runtime's own WebSocket endpoint (which
+    forwards the ports the CRI request named)."""
+    websocket_url = "ws" + url.removeprefix("http")
+    async with aiohttp.ClientSession() as client:
+        try:
+            upstream = await client.ws_connect(
+                websocket_url, protocols=(channels.V4,), max_msg_size=0, autoping=True
+            )
+        except aiohttp.ClientError as error:
+            raise UpgradeError(f"the runtime refused the stream: {error}") from None
+        ws = web.WebSocketResponse(protocols=(channels.V4,), max_msg_size=0, compress=False)
+        await ws.prepare(request)
+
+        async def relay(
+            source: web.WebSocketResponse | aiohttp.ClientWebSocketResponse,
+            sink: web.WebSocketResponse | aiohttp.ClientWebSocketResponse,
+        ) -> None:
+            async for message in source:
+                if message.type == WSMsgType.BINARY:
+                    await sink.send_bytes(message.data)
+                elif message.type == WSMsgType.TEXT:
+                    await sink.send_str(message.data)
+
+        tasks = [
+            asyncio.create_task(relay(ws, upstream)),
+            asyncio.create_task(relay(upstream, ws)),
+        ]
+        try:
+            await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            await upstream.close()
+            await ws.close()
     return ws

@@ -376,11 +376,13 @@ class KubeletServer:
         if not status.status.log_path or not path.exists():
             await response.write_eof()
             return response
-        chunks = stream_log(path, options, is_running=is_running)
+
+        def reader_gone() -> bool:
+            return request.transport is None or request.transport.is_closing()
+
+        chunks = stream_log(path, options, is_running=is_running, reader_gone=reader_gone)
         try:
             async for chunk in chunks:
-                if request.transport is None or request.transport.is_closing():
-                    break
                 await response.write(chunk)
         except (ConnectionError, OSError):
             return response
@@ -440,7 +442,16 @@ class KubeletServer:
         )
         if not sandboxes:
             raise errors.StatusError(404, "NotFound", "pod sandbox not found")
-        url = await self.cri().port_forward(max(sandboxes, key=lambda s: s.created_at).id, [])
+        sandbox_id = max(sandboxes, key=lambda s: s.created_at).id
+        if protocol == channels.V4:
+            try:
+                ports = remotecommand.forwarded_ports(request.query.getall("ports", []))
+            except ValueError as error:
+                raise errors.bad_request(str(error)) from None
+            url = await self.cri().port_forward(sandbox_id, ports)
+            return await remotecommand.serve_port_forward_channels(request, url)
+        # SPDY streams name their port in a header each.
+        url = await self.cri().port_forward(sandbox_id, [])
         if protocol is not None:
             return await remotecommand.serve_port_forward_tunnel(request, url)
         return await remotecommand.proxy_spdy(request, url)

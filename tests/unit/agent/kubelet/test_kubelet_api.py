@@ -121,3 +121,13 @@ def test_streaming_urls_split_into_host_port_and_target() -> None:
     assert remotecommand.parse_streaming_url("http://[::1]/attach/t?x=1").target == "/attach/t?x=1"
     with pytest.raises(ValueError):
         remotecommand.parse_streaming_url("unix:///run/sock")
+
+
+def test_websocket_port_forward_ports_may_repeat_or_be_comma_separated() -> None:
+    assert remotecommand.forwarded_ports(["8080,9090", "80", "8080"]) == [8080, 9090, 80]
+    with pytest.raises(ValueError, match="required"):
+        remotecommand.forwarded_ports([])
+    with pytest.raises(ValueError, match="between 1 and 65535"):
+        remotecommand.forwarded_ports(["70000"])
+    with pytest.raises(ValueError):
+        remotecommand.forwarded_ports(["http"])

@@ -165,3 +165,30 @@ async def test_follow_stops_at_the_byte_limit(tmp_path: Path) -> None:
     running.set()
     out = await asyncio.wait_for(_collect(path, LogOptions(follow=True, limit_bytes=3), running), 2)
     assert out == b"fir"
+
+
+async def test_follow_stops_when_the_reader_is_gone(tmp_path: Path) -> None:
+    path = tmp_path / "0.log"
+    path.write_bytes(line(0, "stdout", "F", "only line"))
+    gone = False
+
+    async def is_running() -> bool:
+        return True
+
+    async def follow() -> bytes:
+        out = b""
+        async for chunk in logs.stream_log(
+            path,
+            LogOptions(follow=True),
+            is_running=is_running,
+            poll_interval=0.01,
+            reader_gone=lambda: gone,
+        ):
+            out += chunk
+        return out
+
+    follower = asyncio.create_task(follow())
+    await asyncio.sleep(0.1)
+    assert not follower.done()
+    gone = True
+    assert await asyncio.wait_for(follower, 1) == b"only line\n"

@@ -1,0 +1,311 @@
+"""The service proxy: how fast rules follow endpoint changes, and what a ClusterIP costs.
+
+    sudo .venv/bin/python bench/proxy_rules.py [--services 1000] [--endpoints 10] [--quick]
+
+Runs as root, in a node made of network namespaces (the e2e lab: tests/e2e/proxy/lab.py),
+so the host's tables are never touched. The proxy (`Proxier`, the code the node agent runs,
+fed directly instead of through informers) holds `--services` ClusterIP Services with
+`--endpoints` endpoints each, plus one Service whose endpoint is a real backend pod.
+
+Measured:
+
+- the first (full) sync: render time (cold), iptables-restore time, rules and bytes;
+- a full rewrite with everything already installed (what a resync costs);
+- endpoint change → rules in place: one Service's endpoint replaced, timed from the
+  change handed to the proxy to the end of its iptables-restore (the sync loop running,
+  100 ms minimum between syncs), `--changes` times: p50 / p99 / max, and the render and
+  iptables-restore time of those partial syncs;
+- requests per second through the ClusterIP vs. the pod IP directly: a new TCP connection
+  per HTTP request (connection setup is where the rules are walked), `--concurrency`
+  connections at a time for `--seconds`, from another pod; with all Services installed and
+  with only the one.
+
+The backend and the load generator are small asyncio Python programs, so requests/s are
+bound by them (2 cores here), not by the kernel: the ratio is the figure to look at.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from harness import Figure, Results, base_arguments, parse_arguments, percentile, print_figures
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from tests.e2e.proxy.lab import CLUSTER_CIDR, NODE_NAME, POD_CIDR, Lab, netns_path  # noqa: E402
+from timonel.agent.proxy.iptables import ensure_forwarding_sysctls  # noqa: E402
+from timonel.agent.proxy.proxier import Proxier, SyncSettings  # noqa: E402
+from timonel.agent.proxy.rules import ProxyOptions  # noqa: E402
+
+REAL_IP = "10.96.255.1"
+
+
+def service(number: int) -> dict[str, Any]:
+    return {
+        "metadata": {
+            "namespace": f"ns{number % 50}",
+            "name": f"svc{number}",
+            "resourceVersion": "1",
+        },
+        "spec": {
+            "type": "ClusterIP",
+            "clusterIP": f"10.96.{number // 250}.{number % 250 + 1}",
+            "ports": [{"name": "http", "port": 80, "protocol": "TCP", "targetPort": 8080}],
+        },
+    }
+
+
+def endpoint_slice(number: int, count: int, version: int = 1, first: int = 0) -> dict[str, Any]:
+    base = number * count
+    return {
+        "metadata": {
+            "namespace": f"ns{number % 50}",
+            "name": f"svc{number}-abcde",
+            "labels": {"kubernetes.io/service-name": f"svc{number}"},
+            "resourceVersion": str(version),
+        },
+        "addressType": "IPv4",
+        "ports": [{"name": "http", "port": 8080, "protocol": "TCP"}],
+        "endpoints": [
+            {
+                "addresses": [
+                    f"10.{100 + (base + i) // 62500}.{(base + i) // 250 % 250}.{(base + i) % 250 + 1}"
+                ],
+                "conditions": {"ready": True},
+                "nodeName": "elsewhere",
+            }
+            for i in range(first, first + count)
+        ],
+    }
+
+
+def real_service(backend_ip: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    svc = {
+        "metadata": {"namespace": "default", "name": "real", "resourceVersion": "1"},
+        "spec": {
+            "clusterIP": REAL_IP,
+            "ports": [{"name": "http", "port": 80, "protocol": "TCP", "targetPort": 8080}],
+        },
+    }
+    eps = {
+        "metadata": {
+            "namespace": "default",
+            "name": "real-1",
+            "labels": {"kubernetes.io/service-name": "real"},
+            "resourceVersion": "1",
+        },
+        "addressType": "IPv4",
+        "ports": [{"name": "http", "port": 8080, "protocol": "TCP"}],
+        "endpoints": [
+            {"addresses": [backend_ip], "conditions": {"ready": True}, "nodeName": NODE_NAME}
+        ],
+    }
+    return svc, eps
+
+
+async def load(client_netns: str, target: str, seconds: float, concurrency: int) -> dict[str, Any]:
+    command = [
+        "nsenter", f"--net={netns_path(client_netns)}", sys.executable,
+        str(REPO / "tests/e2e/proxy/client.py"), "--duration", str(seconds),
+        "--concurrency", str(concurrency), target,
+    ]  # fmt: skip
+    process = await asyncio.create_subprocess_exec(*command, stdout=asyncio.subprocess.PIPE)
+    out, _ = await process.communicate()
+    import json
+
+    result: dict[str, Any] = json.loads(out)
+    return result
+
+
+async def measure(args: Any) -> Results:
+    results = Results(
+        "proxy_rules",
+        {
+            "services": args.services,
+            "endpoints": args.endpoints,
+            "changes": args.changes,
+            "seconds": args.seconds,
+            "concurrency": args.concurrency,
+        },
+    )
+    lab = Lab().create()
+    try:
+        backend = lab.add_pod("backend")
+        client = lab.add_pod("client")
+        lab.serve(backend)
+        proxier = Proxier(
+            NODE_NAME,
+            iptables=lab.iptables,
+            options=ProxyOptions(cluster_cidr=CLUSTER_CIDR),
+            settings=SyncSettings(sync_period=3600),
+        )
+        await ensure_forwarding_sysctls(lab.iptables, route_localnet=True)
+        proxier.set_node(
+            {
+                "metadata": {"name": NODE_NAME},
+                "spec": {"podCIDR": POD_CIDR, "podCIDRs": [POD_CIDR]},
+            }
+        )
+        real, real_slice = real_service(backend.ip)
+        proxier.set_service(real)
+        proxier.set_endpoint_slice(real_slice)
+
+        # Only the real Service: the baseline for requests/s.
+        await proxier.sync(full=True)
+        direct_small = await load(
+            client.netns, f"{backend.ip}:8080", args.seconds, args.concurrency
+        )
+        via_small = await load(client.netns, f"{REAL_IP}:80", args.seconds, args.concurrency)
+
+        for number in range(args.services):
+            proxier.set_service(service(number))
+            proxier.set_endpoint_slice(endpoint_slice(number, args.endpoints))
+        first = await proxier.sync(full=True)
+        print(
+            f"first sync: {first.rules} rules, render {first.render_seconds * 1000:.0f} ms, "
+            f"restore {first.restore_seconds * 1000:.0f} ms"
+        )
+        rewrite = await proxier.sync(full=True)
+        text = proxier.applier.installed.render() if proxier.applier.installed else ""
+
+        # Endpoint changes with the sync loop running.
+        proxier.ready.set()
+        running = asyncio.create_task(proxier.run())
+        latencies: list[float] = []
+        renders: list[float] = []
+        restores: list[float] = []
+        try:
+            await asyncio.sleep(0.5)
+            for change in range(args.changes):
+                number = (change * 37) % args.services
+                done = asyncio.Event()
+                finished: list[float] = []
+
+                def on_sync(
+                    result: Any, finished: list[float] = finished, done: asyncio.Event = done
+                ) -> None:
+                    finished.append(result.finished)
+                    renders.append(result.render_seconds)
+                    restores.append(result.restore_seconds)
+                    done.set()
+
+                proxier.listeners.append(on_sync)
+                started = time.monotonic()
+                proxier.set_endpoint_slice(
+                    endpoint_slice(number, args.endpoints, version=2, first=1)
+                )
+                await asyncio.wait_for(done.wait(), 10)
+                latencies.append(finished[0] - started)
+                proxier.listeners.remove(on_sync)
+                await asyncio.sleep(0.15)
+            direct = await load(client.netns, f"{backend.ip}:8080", args.seconds, args.concurrency)
+            via = await load(client.netns, f"{REAL_IP}:80", args.seconds, args.concurrency)
+        finally:
+            running.cancel()
+            await asyncio.gather(running, return_exceptions=True)
+    finally:
+        lab.remove()
+
+    p50 = statistics.median(latencies)
+    results.figures = [
+        Figure("first_render_ms", "first sync: render (cold)", first.render_seconds * 1000, "ms"),
+        Figure(
+            "first_restore_ms", "first sync: iptables-restore", first.restore_seconds * 1000, "ms"
+        ),
+        Figure(
+            "rewrite_render_ms", "full rewrite: render (warm)", rewrite.render_seconds * 1000, "ms"
+        ),
+        Figure(
+            "rewrite_restore_ms",
+            "full rewrite: iptables-restore",
+            rewrite.restore_seconds * 1000,
+            "ms",
+        ),
+        Figure(
+            "change_p50_ms", "endpoint change → rules in place, p50", p50 * 1000, "ms", ("<", 1000)
+        ),
+        Figure(
+            "change_p99_ms",
+            "endpoint change → rules in place, p99",
+            percentile(latencies, 99) * 1000,
+            "ms",
+            ("<", 1000),
+        ),
+        Figure(
+            "change_max_ms", "endpoint change → rules in place, max", max(latencies) * 1000, "ms"
+        ),
+        Figure(
+            "partial_render_ms",
+            "partial sync: render, p50",
+            statistics.median(renders) * 1000,
+            "ms",
+        ),
+        Figure(
+            "partial_restore_ms",
+            "partial sync: iptables-restore, p50",
+            statistics.median(restores) * 1000,
+            "ms",
+        ),
+        Figure("rps_direct", "requests/s to the pod IP", direct["rps"], "req/s"),
+        Figure(
+            "rps_cluster_ip",
+            f"requests/s via ClusterIP ({args.services + 1} Services)",
+            via["rps"],
+            "req/s",
+        ),
+        Figure(
+            "rps_direct_small", "requests/s to the pod IP (1 Service)", direct_small["rps"], "req/s"
+        ),
+        Figure(
+            "rps_cluster_ip_small",
+            "requests/s via ClusterIP (1 Service)",
+            via_small["rps"],
+            "req/s",
+        ),
+    ]
+    results.details = {
+        "rules": first.rules,
+        "restore_bytes": len(text),
+        "latencies_ms": [round(v * 1000, 1) for v in latencies],
+        "loads": {
+            "direct": direct,
+            "via": via,
+            "direct_small": direct_small,
+            "via_small": via_small,
+        },
+    }
+    return results
+
+
+def main() -> None:
+    parser = base_arguments("proxy_rules", __doc__ or "")
+    parser.add_argument("--services", type=int, default=1000)
+    parser.add_argument("--endpoints", type=int, default=10)
+    parser.add_argument("--changes", type=int, default=30)
+    parser.add_argument("--seconds", type=float, default=5.0)
+    parser.add_argument("--concurrency", type=int, default=16)
+    args = parse_arguments(parser)
+    if os.geteuid() != 0:
+        raise SystemExit("proxy_rules: needs root (network namespaces and iptables)")
+    if args.quick:
+        args.services, args.changes, args.seconds = 100, 5, 1.0
+    results = asyncio.run(measure(args))
+    print_figures(
+        f"service proxy: {args.services} Services x {args.endpoints} endpoints",
+        results.figures,
+    )
+    print(
+        f"rules: {results.details['rules']}, restore input {results.details['restore_bytes']:,} bytes"
+    )
+    results.write(args.out)
+
+
+if __name__ == "__main__":
+    main()
