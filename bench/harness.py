@@ -80,6 +80,9 @@ class ServerProcess:
     log_path: Path
     ready_after: float = math.nan  # seconds from spawn to the first /readyz 200
     answering_after: float = math.nan  # seconds from spawn to the first HTTP answer
+    # CPU seconds the server had used when /readyz first answered 200: unlike the wall
+    # time, hardly moved by other work on the machine.
+    cpu_at_ready: float = math.nan
 
     @property
     def pid(self) -> int:
@@ -106,6 +109,8 @@ class ServerProcess:
                 self.answering_after = time.monotonic() - self.spawned_at
             if status == 200:
                 self.ready_after = time.monotonic() - self.spawned_at
+                with contextlib.suppress(OSError):
+                    self.cpu_at_ready = self.cpu_seconds()
                 return self.ready_after
             time.sleep(poll_interval)
         raise RuntimeError(f"timonel server not ready within {timeout} s; see {self.log_path}")

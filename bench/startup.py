@@ -51,15 +51,19 @@ def import_seconds(env: dict[str, str]) -> float:
 def one_start(data_dir: Path, env: dict[str, str], *, settle: float) -> dict[str, Any]:
     with harness.running_server(data_dir, env=env) as server:
         kubeconfig_after = time.monotonic() - server.spawned_at
+        cpu_before = server.cpu_seconds()
         time.sleep(settle)
+        idle_cpu = (server.cpu_seconds() - cpu_before) / settle if settle else float("nan")
         memory = server.memory_kb()
         return {
             "first_answer_s": server.answering_after,
             "readyz_s": server.ready_after,
+            "cpu_to_ready_s": server.cpu_at_ready,
             "kubeconfig_s": kubeconfig_after,
             "server_reported_ms": server.reported_start_ms(),
             "idle_rss_mb": memory["VmRSS"] / 1024,
             "peak_rss_mb": memory["VmHWM"] / 1024,
+            "idle_cpu_cores": idle_cpu,
         }
 
 
@@ -71,8 +75,10 @@ def summarize(runs: list[dict[str, Any]]) -> dict[str, Any]:
         "readyz_max_s": max(readyz),
         "readyz_min_s": min(readyz),
         "first_answer_median_s": harness.median([r["first_answer_s"] for r in runs]),
+        "cpu_to_ready_median_s": harness.median([r["cpu_to_ready_s"] for r in runs]),
         "idle_rss_median_mb": harness.median([r["idle_rss_mb"] for r in runs]),
         "peak_rss_median_mb": harness.median([r["peak_rss_mb"] for r in runs]),
+        "idle_cpu_median_cores": harness.median([r["idle_cpu_cores"] for r in runs]),
     }
 
 
@@ -142,6 +148,18 @@ def main() -> None:
             "s",
         ),
         Figure(
+            "cpu_to_ready_fresh_median_s",
+            "  server CPU time until /readyz 200, fresh, median",
+            fresh_summary["cpu_to_ready_median_s"],
+            "s",
+        ),
+        Figure(
+            "cpu_to_ready_warm_median_s",
+            "  server CPU time until /readyz 200, warm, median",
+            warm_summary["cpu_to_ready_median_s"],
+            "s",
+        ),
+        Figure(
             "python_import_median_s",
             "  of which interpreter + imports (python -c import ...)",
             harness.median(imports),
@@ -162,6 +180,12 @@ def main() -> None:
             IDLE_RSS_AIM,
         ),
         Figure(
+            "idle_cpu_after_start_cores",
+            "idle CPU after start (warm data dir, median)",
+            warm_summary["idle_cpu_median_cores"],
+            "cores",
+        ),
+        Figure(
             "idle_rss_after_fresh_start_mb",
             "idle RSS after start (fresh data dir, median)",
             fresh_summary["idle_rss_median_mb"],
@@ -179,23 +203,28 @@ def main() -> None:
                     f"{label} #{i + 1}",
                     f"{run['first_answer_s'] * 1000:.0f}",
                     f"{run['readyz_s'] * 1000:.0f}",
+                    f"{run['cpu_to_ready_s'] * 1000:.0f}",
                     f"{run['kubeconfig_s'] * 1000:.0f}",
                     f"{run['server_reported_ms'] or float('nan'):.0f}",
                     f"{run['idle_rss_mb']:.1f}",
                     f"{run['peak_rss_mb']:.1f}",
+                    f"{run['idle_cpu_cores']:.3f}",
                 ]
             )
     harness.print_table(
-        "startup runs (ms after spawn; server-reported = inside `serve`, imports excluded)",
+        "startup runs (ms after spawn; CPU = server CPU time until ready; server-reported = "
+        "inside `serve`, imports excluded)",
         rows,
         [
             "run",
             "first answer",
             "readyz 200",
+            "CPU to ready",
             "kubeconfig",
             "server-reported",
             "RSS MB",
             "peak RSS MB",
+            "idle CPU cores",
         ],
     )
     harness.print_figures("startup", results.figures)

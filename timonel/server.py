@@ -283,7 +283,36 @@ class ControlPlane:
         elif current and current.get("subsets") != endpoints["subsets"]:
             current["subsets"] = endpoints["subsets"]
             await self.request("PUT", "/api/v1/namespaces/default/endpoints/kubernetes", current)
+        await self._ensure_kubernetes_endpoint_slice()
         await self._ensure_dns_service()
+
+    async def _ensure_kubernetes_endpoint_slice(self) -> None:
+        """The EndpointSlice kube-apiserver writes next to the `kubernetes` Endpoints
+        (proxies read slices: without it the Service's cluster IP rejects connections)."""
+        assert self.api is not None
+        address = self.api.config.advertise_address
+        wanted = {
+            "apiVersion": "discovery.k8s.io/v1",
+            "kind": "EndpointSlice",
+            "metadata": {
+                "name": "kubernetes",
+                "namespace": "default",
+                "labels": {"kubernetes.io/service-name": "kubernetes"},
+            },
+            "addressType": "IPv6" if ":" in address else "IPv4",
+            "endpoints": [{"addresses": [address], "conditions": {"ready": True}}],
+            "ports": [{"name": "https", "port": self.options.https_listen_port, "protocol": "TCP"}],
+        }
+        path = "/apis/discovery.k8s.io/v1/namespaces/default/endpointslices"
+        status, current = await self.request("GET", f"{path}/kubernetes")
+        if status == 404:
+            await self.request("POST", path, wanted)
+        elif current and (
+            current.get("endpoints") != wanted["endpoints"]
+            or current.get("ports") != wanted["ports"]
+        ):
+            current.update(endpoints=wanted["endpoints"], ports=wanted["ports"])
+            await self.request("PUT", f"{path}/kubernetes", current)
 
     async def _ensure_dns_service(self) -> None:
         """kube-system/kube-dns at --cluster-dns; the nodes' DNS servers are its endpoints

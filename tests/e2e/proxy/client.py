@@ -67,6 +67,23 @@ async def tally(host: str, port: int, count: int, timeout: float, udp: bool) -> 
     return {"answers": dict(answers), "errors": dict(errors), "seconds": seconds}
 
 
+def udp_stream(host: str, port: int, seconds: float, interval: float) -> dict[str, object]:
+    """One socket (one conntrack entry) sending for `seconds`: who answered when."""
+    timeline: list[tuple[float, str]] = []
+    started = time.perf_counter()
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.settimeout(interval)
+        sock.connect((host, port))
+        while (now := time.perf_counter() - started) < seconds:
+            try:
+                sock.send(b"hello")
+                timeline.append((round(now, 3), sock.recv(512).decode()))
+            except OSError as error:
+                timeline.append((round(now, 3), f"error:{_kind(error)}"))
+            time.sleep(max(0.0, interval - (time.perf_counter() - started - now)))
+    return {"timeline": timeline}
+
+
 async def load(
     host: str, port: int, duration: float, concurrency: int, timeout: float
 ) -> dict[str, object]:
@@ -96,11 +113,14 @@ def main() -> None:
     parser.add_argument("--timeout", type=float, default=2.0)
     parser.add_argument("--udp", action="store_true")
     parser.add_argument("--duration", type=float, default=0.0)
+    parser.add_argument("--udp-stream", type=float, default=0.0, metavar="SECONDS")
     parser.add_argument("--concurrency", type=int, default=8)
     args = parser.parse_args()
     target = args.target.removeprefix("http://").rstrip("/")
     host, _, port = target.rpartition(":")
-    if args.duration:
+    if args.udp_stream:
+        result = udp_stream(host, int(port), args.udp_stream, 0.05)
+    elif args.duration:
         result = asyncio.run(load(host, int(port), args.duration, args.concurrency, args.timeout))
     else:
         result = asyncio.run(tally(host, int(port), args.count, args.timeout, args.udp))

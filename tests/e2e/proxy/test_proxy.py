@@ -5,17 +5,21 @@ session affinity, hairpin, pod egress, scale changes through the sync loop, clea
 from __future__ import annotations
 
 import asyncio
+import json
+import sys
 import time
 from typing import Any
 
 from tests.e2e.proxy.lab import (
     CLUSTER_CIDR,
     EXTERNAL_IP,
+    HERE,
     NODE_IP,
     NODE_NAME,
     POD_CIDR,
     Lab,
     Pod,
+    netns_path,
     request,
 )
 from timonel.agent.proxy.iptables import ensure_forwarding_sysctls
@@ -197,6 +201,26 @@ async def test_pod_traffic_leaving_the_cluster_is_masqueraded(lab: Lab) -> None:
     # The external namespace has no route back to the pod network: only masquerading works.
     result = await request(client.netns, f"{EXTERNAL_IP}:9090", count=3)
     assert result["answers"] == {outside: 3}
+
+
+async def test_udp_clients_move_off_a_removed_endpoint(lab: Lab) -> None:
+    pods = backends(lab, 2)
+    client = lab.add_pod("client")
+    dns = service("dns", CLUSTER_IP, {"name": "dns", "port": 53, "protocol": "UDP"})
+    ports = [("dns", 5353, "UDP")]
+    proxier = await proxier_for(lab, dns, endpoint_slice("dns", pods[:1], ports=ports))
+    command = ["nsenter", f"--net={netns_path(client.netns)}", sys.executable,
+               str(HERE / "client.py"), "--udp-stream", "2.5", f"{CLUSTER_IP}:53"]  # fmt: skip
+    stream = await asyncio.create_subprocess_exec(*command, stdout=asyncio.subprocess.PIPE)
+    await asyncio.sleep(1.0)
+    proxier.set_endpoint_slice(endpoint_slice("dns", pods[1:], ports=ports))
+    await proxier.sync()
+    out, _ = await stream.communicate()
+    answers = [who for _at, who in json.loads(out)["timeline"]]
+    # The same socket (one conntrack entry) throughout: web-0 until the change, web-1 after.
+    switch = answers.index("web-1")
+    assert switch > 5 and set(answers[:switch]) == {"web-0"}
+    assert "web-0" not in answers[switch:] and answers[-5:] == ["web-1"] * 5
 
 
 def subprocess_backend(lab: Lab) -> str:

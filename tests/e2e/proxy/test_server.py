@@ -196,6 +196,9 @@ def test_a_deployment_behind_a_service_answers_on_its_cluster_ip(cluster: NetnsC
         what="two ready endpoints",
     )
     cluster_ip = cluster.get("service", "web", namespace)["spec"]["clusterIP"]
+    # The API server's own Service has a slice too: its cluster IP is not rejected.
+    api_slice = cluster.get("endpointslice", "kubernetes", "default")
+    assert api_slice["endpoints"][0]["conditions"]["ready"] is True
 
     from_node = wait_for(
         lambda: (

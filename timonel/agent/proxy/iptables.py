@@ -222,22 +222,41 @@ class RulesetApplier:
         return True
 
     async def remove(self) -> None:
-        """Delete the jumps, then every chain the component owns (found on the host)."""
-        for jump in [*self.jumps, *self.stale_jumps]:
-            await self.iptables.delete_jump(jump)
+        """Delete the jumps into the component's chains and the chains themselves, as found
+        on the host, with one atomic iptables-restore (a stop cut short leaves all or
+        nothing)."""
         tables = {*(self.installed.tables if self.installed else ()), *self._canary_tables}
-        tables.update(jump.table for jump in self.jumps)
-        owned: dict[str, list[str]] = {}
+        tables.update(jump.table for jump in [*self.jumps, *self.stale_jumps])
+
+        def owned(chain: str) -> bool:
+            return self.owns(chain) or chain == self.canary
+
+        found: dict[str, tuple[list[str], list[str]]] = {}
         for table in sorted(tables):
-            found = chains_in_save(
-                await self.iptables.save(table), lambda c: self.owns(c) or c == self.canary
+            saved = await self.iptables.save(table)
+            found[table] = (
+                chains_in_save(saved, owned).get(table, []),
+                jumps_in_save(saved, owned),
             )
-            owned[table] = found.get(table, [])
-        text = removal_text(owned)
+        text = removal_text(found)
         if text:
             await self.iptables.restore(text)
         self.installed = None
         self._canary_tables.clear()
+
+
+def jumps_in_save(saved: str, owned: Callable[[str], bool]) -> list[str]:
+    """The rules of iptables-save output that jump from chains not `owned` into owned
+    ones, as `-D` lines that delete them."""
+    found: list[str] = []
+    for line in saved.splitlines():
+        if not line.startswith("-A "):
+            continue
+        chain = line.split(" ", 2)[1]
+        target = line.rsplit(" -j ", 1)[-1].split(" ", 1)[0] if " -j " in line else ""
+        if target and owned(target) and not owned(chain):
+            found.append("-D " + line[3:])
+    return found
 
 
 async def ensure_forwarding_sysctls(iptables: Iptables, *, route_localnet: bool) -> None:

@@ -16,6 +16,13 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from timonel.agent.proxy.conntrack import (
+    Conntrack,
+    Frontends,
+    clean_stale_entries,
+    lost_endpoints,
+    service_frontends,
+)
 from timonel.agent.proxy.iptables import (
     Iptables,
     RulesetApplier,
@@ -29,9 +36,10 @@ from timonel.agent.proxy.rules import (
     NodeView,
     ProxyOptions,
     RenderCache,
+    collect_inputs,
     jumps_for,
     owns_chain,
-    render_rules,
+    render_inputs,
 )
 from timonel.agent.proxy.ruleset import Ruleset
 from timonel.agent.proxy.syncloop import RuleSyncer, SyncResult, SyncSettings
@@ -48,22 +56,21 @@ PROXIED_SELECTOR = "!service.kubernetes.io/service-proxy-name,!service.kubernete
 __all__ = ["NodeProxy", "Proxier", "SyncResult", "SyncSettings", "node_view"]
 
 
+def _pod_cidrs(node: Object) -> tuple[str, ...]:
+    spec = node.get("spec") or {}
+    return tuple(spec.get("podCIDRs") or ([spec["podCIDR"]] if spec.get("podCIDR") else []))
+
+
 def node_view(node_name: str, nodes: dict[str, Object]) -> NodeView:
     """This node's podCIDRs and addresses, and every node's podCIDRs."""
     own = nodes.get(node_name) or {}
-    spec = own.get("spec") or {}
-    pod_cidrs = tuple(spec.get("podCIDRs") or ([spec["podCIDR"]] if spec.get("podCIDR") else []))
+    pod_cidrs = _pod_cidrs(own)
     addresses = tuple(
         str(entry.get("address"))
         for entry in (own.get("status") or {}).get("addresses") or []
         if entry.get("type") in ("InternalIP", "ExternalIP") and entry.get("address")
     )
-    cluster: set[str] = set()
-    for node in nodes.values():
-        node_spec = node.get("spec") or {}
-        cluster.update(node_spec.get("podCIDRs") or [])
-        if node_spec.get("podCIDR"):
-            cluster.add(node_spec["podCIDR"])
+    cluster = {cidr for node in nodes.values() for cidr in _pod_cidrs(node)}
     return NodeView(
         name=node_name,
         pod_cidrs=pod_cidrs,
@@ -107,7 +114,10 @@ class Proxier(RuleSyncer[ProxySnapshot]):
         self.endpoint_slices: dict[str, Object] = {}
         self.nodes: dict[str, Object] = {}
         self.node = NodeView(node_name)
+        self.conntrack = Conntrack(self.iptables.netns)
         self._cache = RenderCache()
+        self._rendered_frontends: Frontends = {}
+        self._installed_frontends: Frontends = {}
 
     # -- the objects --------------------------------------------------------------------------
 
@@ -128,15 +138,19 @@ class Proxier(RuleSyncer[ProxySnapshot]):
             self.changed()
 
     def set_node(self, node: Object) -> None:
-        self.nodes[object_key(node)] = node
-        self._node_changed()
+        name = object_key(node)
+        before = self.nodes.get(name)
+        self.nodes[name] = node
+        # Heartbeats update every Node every few seconds: only this node's addresses and
+        # any node's podCIDRs matter.
+        if name == self.node_name or before is None or _pod_cidrs(before) != _pod_cidrs(node):
+            self._node_changed()
 
     def delete_node(self, node: Object) -> None:
-        self.nodes.pop(object_key(node), None)
-        self._node_changed()
+        if self.nodes.pop(object_key(node), None) is not None:
+            self._node_changed()
 
     def _node_changed(self) -> None:
-        # Heartbeats update Nodes every few seconds; only the podCIDRs and addresses matter.
         view = node_view(self.node_name, self.nodes)
         if view != self.node:
             self.node = view
@@ -149,7 +163,26 @@ class Proxier(RuleSyncer[ProxySnapshot]):
 
     def render(self, snapshot: ProxySnapshot) -> Ruleset:
         services, slices, node = snapshot
-        return render_rules(services, slices, node, self.options, cache=self._cache)
+        inputs = collect_inputs(services, slices, cache=self._cache)
+        self._rendered_frontends = service_frontends(inputs.ports, inputs.endpoints, node)
+        return render_inputs(inputs, node, self.options, cache=self._cache)
+
+    async def after_sync(self, result: SyncResult) -> None:
+        """UDP and SCTP clients must not stay on endpoints that went away."""
+        frontends = self._rendered_frontends
+        changed = lost_endpoints(self._installed_frontends, frontends)
+        self._installed_frontends = frontends
+        if not changed:
+            return
+        try:
+            deleted = await asyncio.to_thread(
+                clean_stale_entries, self.conntrack, frontends, changed
+            )
+        except OSError as error:
+            log.warning("cannot clear stale conntrack entries: %s", error)
+            return
+        if deleted:
+            log.debug("deleted %d stale conntrack entries", deleted)
 
     async def prepare(self) -> None:
         await ensure_forwarding_sysctls(

@@ -628,134 +628,148 @@ def _match(protocol: str) -> str:
     return f"-m {protocol} -p {protocol}"
 
 
+@dataclass(frozen=True)
+class PortPlan:
+    """Which chains one service port gets and where its traffic goes (kube-proxy's
+    syncProxyRules decisions for one port)."""
+
+    svc_chain: str
+    svl_chain: str
+    ext_chain: str
+    fw_chain: str
+    endpoints: Categorized
+    internal_chain: str
+    """Where cluster IP traffic goes: the SVC chain, or SVL with internalTrafficPolicy Local."""
+    external_policy_chain: str
+    has_internal: bool
+    has_external: bool
+    uses_ext_chain: bool
+    uses_fw_chain: bool
+    internal_verdict: tuple[str, str]
+    """(target, comment) for cluster IP traffic that finds no endpoint."""
+    external_verdict: tuple[str, str]
+
+    @property
+    def has_endpoints(self) -> bool:
+        return self.endpoints.has_any
+
+    @property
+    def lb_chain(self) -> str:
+        return self.fw_chain if self.uses_fw_chain else self.ext_chain
+
+
+def plan_port(service_port: ServicePort, endpoints: list[Endpoint], node_name: str) -> PortPlan:
+    name = service_port.name_string
+    port_hash = port_proto_hash(name, service_port.protocol)
+    svc_chain, svl_chain = SVC_PREFIX + port_hash, SVL_PREFIX + port_hash
+    found = categorize_endpoints(endpoints, service_port, node_name)
+    has_internal = found.has_any and (not service_port.internal_policy_local or bool(found.local))
+    has_external = found.has_any and (not service_port.external_policy_local or bool(found.local))
+    no_endpoints = comment(f"{name} has no endpoints")
+    no_local = comment(f"{name} has no local endpoints")
+    return PortPlan(
+        svc_chain=svc_chain,
+        svl_chain=svl_chain,
+        ext_chain=EXT_PREFIX + port_hash,
+        fw_chain=FW_PREFIX + port_hash,
+        endpoints=found,
+        internal_chain=svl_chain if service_port.internal_policy_local else svc_chain,
+        external_policy_chain=svl_chain if service_port.external_policy_local else svc_chain,
+        has_internal=has_internal,
+        has_external=has_external,
+        uses_ext_chain=found.has_any and service_port.externally_accessible,
+        uses_fw_chain=(
+            found.has_any
+            and bool(service_port.load_balancer_ips)
+            and bool(service_port.load_balancer_source_ranges)
+        ),
+        # No endpoint anywhere: refuse at once; none here for a Local policy: drop.
+        internal_verdict=("DROP", no_local) if found.has_any else ("REJECT", no_endpoints),
+        external_verdict=("DROP", no_local) if found.has_any else ("REJECT", no_endpoints),
+    )
+
+
 def _write_service_port(
     writer: _Writer, service_port: ServicePort, endpoints: list[Endpoint]
 ) -> None:
-    options = writer.options
+    plan = plan_port(service_port, endpoints, writer.node.name)
+    _write_captures(writer, service_port, plan)
+    _write_port_chains(writer, service_port, plan)
+
+
+def _write_captures(writer: _Writer, service_port: ServicePort, plan: PortPlan) -> None:
+    """The port's rules in the shared chains: where its addresses are captured (nat) or
+    refused (filter)."""
     protocol = service_port.protocol.lower()
     name = service_port.name_string
-    port_hash = port_proto_hash(name, protocol)
-    svc_chain = SVC_PREFIX + port_hash
-    svl_chain = SVL_PREFIX + port_hash
-    ext_chain = EXT_PREFIX + port_hash
-    fw_chain = FW_PREFIX + port_hash
-    found = categorize_endpoints(endpoints, service_port, writer.node.name)
-    has_endpoints = found.has_any
-
-    uses_cluster_chain = bool(found.cluster) and service_port.uses_cluster_endpoints
-    uses_local_chain = bool(found.local) and service_port.uses_local_endpoints
-
-    internal_chain = svc_chain
-    has_internal = has_endpoints
-    if service_port.internal_policy_local:
-        internal_chain = svl_chain
-        has_internal = has_internal and bool(found.local)
-    external_policy_chain = svc_chain
-    has_external = has_endpoints
-    if service_port.external_policy_local:
-        external_policy_chain = svl_chain
-        has_external = has_external and bool(found.local)
-    uses_ext_chain = has_endpoints and service_port.externally_accessible
-    uses_fw_chain = (
-        has_endpoints
-        and bool(service_port.load_balancer_ips)
-        and bool(service_port.load_balancer_source_ranges)
-    )
-    lb_chain = fw_chain if uses_fw_chain else ext_chain
-
-    no_endpoints = comment(f"{name} has no endpoints")
-    internal_filter = ("REJECT", no_endpoints)
-    external_filter = ("REJECT", no_endpoints)
-    if has_endpoints:
-        no_local = comment(f"{name} has no local endpoints")
-        if not has_internal:
-            internal_filter = ("DROP", no_local)
-        if not has_external:
-            external_filter = ("DROP", no_local)
-
-    destination = f"-d {service_port.cluster_ip} --dport {service_port.port}"
-    cluster_ip_comment = comment(f"{name} cluster IP")
-    if has_internal:
+    match = _match(protocol)
+    port = service_port.port
+    cluster_ip = f"-d {service_port.cluster_ip} --dport {port}"
+    if plan.has_internal:
         writer.nat(
             SERVICES_CHAIN,
-            cluster_ip_comment,
-            _match(protocol),
-            destination,
-            f"-j {internal_chain}",
+            comment(f"{name} cluster IP"),
+            match,
+            cluster_ip,
+            f"-j {plan.internal_chain}",
         )
     else:
-        writer.filter(
-            SERVICES_CHAIN,
-            internal_filter[1],
-            _match(protocol),
-            destination,
-            f"-j {internal_filter[0]}",
-        )
+        target, why = plan.internal_verdict
+        writer.filter(SERVICES_CHAIN, why, match, cluster_ip, f"-j {target}")
 
+    refuse_target, refuse_why = plan.external_verdict
     for external_ip in service_port.external_ips:
-        target = f"-d {external_ip} --dport {service_port.port}"
-        if has_endpoints:
+        address = f"-d {external_ip} --dport {port}"
+        if plan.has_endpoints:
             writer.nat(
                 SERVICES_CHAIN,
                 comment(f"{name} external IP"),
-                _match(protocol),
-                target,
-                f"-j {ext_chain}",
+                match,
+                address,
+                f"-j {plan.ext_chain}",
             )
-        if not has_external:
+        if not plan.has_external:
             writer.filter(
-                EXTERNAL_SERVICES_CHAIN,
-                external_filter[1],
-                _match(protocol),
-                target,
-                f"-j {external_filter[0]}",
+                EXTERNAL_SERVICES_CHAIN, refuse_why, match, address, f"-j {refuse_target}"
             )
 
     for lb_ip in service_port.load_balancer_ips:
-        target = f"-d {lb_ip} --dport {service_port.port}"
-        if has_endpoints:
+        address = f"-d {lb_ip} --dport {port}"
+        if plan.has_endpoints:
             writer.nat(
                 SERVICES_CHAIN,
                 comment(f"{name} loadbalancer IP"),
-                _match(protocol),
-                target,
-                f"-j {lb_chain}",
+                match,
+                address,
+                f"-j {plan.lb_chain}",
             )
-        if uses_fw_chain:
+        if plan.uses_fw_chain:
             writer.filter(
                 PROXY_FIREWALL_CHAIN,
-                comment(f"{name} traffic not accepted by {fw_chain}"),
-                _match(protocol),
-                target,
+                comment(f"{name} traffic not accepted by {plan.fw_chain}"),
+                match,
+                address,
                 "-j DROP",
             )
-    if not has_external:
+    if not plan.has_external:
         for lb_ip in service_port.load_balancer_ips:
+            address = f"-d {lb_ip} --dport {port}"
             writer.filter(
-                EXTERNAL_SERVICES_CHAIN,
-                external_filter[1],
-                _match(protocol),
-                f"-d {lb_ip} --dport {service_port.port}",
-                f"-j {external_filter[0]}",
+                EXTERNAL_SERVICES_CHAIN, refuse_why, match, address, f"-j {refuse_target}"
             )
 
     if service_port.node_port:
-        if has_endpoints:
-            writer.nat(
-                NODEPORTS_CHAIN,
-                comment(name),
-                _match(protocol),
-                f"--dport {service_port.node_port}",
-                f"-j {ext_chain}",
-            )
-        if not has_external:
+        node_port = f"--dport {service_port.node_port}"
+        if plan.has_endpoints:
+            writer.nat(NODEPORTS_CHAIN, comment(name), match, node_port, f"-j {plan.ext_chain}")
+        if not plan.has_external:
             writer.filter(
                 EXTERNAL_SERVICES_CHAIN,
-                external_filter[1],
+                refuse_why,
                 "-m addrtype --dst-type LOCAL",
-                _match(protocol),
-                f"--dport {service_port.node_port}",
-                f"-j {external_filter[0]}",
+                match,
+                node_port,
+                f"-j {refuse_target}",
             )
 
     if service_port.health_check_node_port:
@@ -767,35 +781,48 @@ def _write_service_port(
             "-j ACCEPT",
         )
 
-    # The service's own chains.
-    if has_internal:
-        masquerade_match = (cluster_ip_comment, _match(protocol), destination)
-        if options.masquerade_all:
-            writer.nat(internal_chain, *masquerade_match, f"-j {MARK_MASQ_CHAIN}")
-        elif writer.detector.cidr is not None:
+
+def _write_port_chains(writer: _Writer, service_port: ServicePort, plan: PortPlan) -> None:
+    """The port's own chains: SVC/SVL (balancing), EXT (external traffic), FW (source
+    ranges), one SEP per endpoint (hairpin masquerade, affinity, DNAT)."""
+    protocol = service_port.protocol.lower()
+    name = service_port.name_string
+    detector = writer.detector
+    if plan.has_internal:
+        masquerade_match = (
+            comment(f"{name} cluster IP"),
+            _match(protocol),
+            f"-d {service_port.cluster_ip} --dport {service_port.port}",
+        )
+        if writer.options.masquerade_all:
+            writer.nat(plan.internal_chain, *masquerade_match, f"-j {MARK_MASQ_CHAIN}")
+        elif detector.cidr is not None:
             # Off-cluster traffic to a service IP may bounce off-node: masquerade it.
             writer.nat(
-                internal_chain,
+                plan.internal_chain,
                 *masquerade_match,
-                writer.detector.if_not_local(),
+                detector.if_not_local(),
                 f"-j {MARK_MASQ_CHAIN}",
             )
 
-    if uses_ext_chain:
+    if plan.uses_ext_chain:
+        ext_chain = plan.ext_chain
         writer.declare("nat", ext_chain)
         if not service_port.external_policy_local:
+            # Endpoints on other nodes may answer: the reply must come back through here.
             writer.nat(
                 ext_chain,
                 comment(f"masquerade traffic for {name} external destinations"),
                 f"-j {MARK_MASQ_CHAIN}",
             )
         else:
-            if writer.detector.cidr is not None:
+            # Pods and the node itself are not subject to the Local policy.
+            if detector.cidr is not None:
                 writer.nat(
                     ext_chain,
                     comment(f"pod traffic for {name} external destinations"),
-                    writer.detector.if_local(),
-                    f"-j {svc_chain}",
+                    detector.if_local(),
+                    f"-j {plan.svc_chain}",
                 )
             writer.nat(
                 ext_chain,
@@ -807,33 +834,19 @@ def _write_service_port(
                 ext_chain,
                 comment(f"route LOCAL traffic for {name} external destinations"),
                 "-m addrtype --src-type LOCAL",
-                f"-j {svc_chain}",
+                f"-j {plan.svc_chain}",
             )
-        if has_external:
-            writer.nat(ext_chain, f"-j {external_policy_chain}")
+        if plan.has_external:
+            writer.nat(ext_chain, f"-j {plan.external_policy_chain}")
 
-    if uses_fw_chain:
-        writer.declare("nat", fw_chain)
-        lb_comment = comment(f"{name} loadbalancer IP")
-        allow_from_node = False
-        for cidr in service_port.load_balancer_source_ranges:
-            writer.nat(fw_chain, lb_comment, f"-s {cidr}", f"-j {ext_chain}")
-            network = ipaddress.ip_network(cidr)
-            allow_from_node = allow_from_node or any(
-                ipaddress.ip_address(a) in network for a in writer.node.addresses if _ipv4(a)
-            )
-        if allow_from_node:
-            for lb_ip in service_port.load_balancer_ips:
-                writer.nat(fw_chain, lb_comment, f"-s {lb_ip}", f"-j {ext_chain}")
-        writer.nat(
-            fw_chain,
-            comment(f"other traffic to {name} will be dropped by {PROXY_FIREWALL_CHAIN}"),
-        )
+    if plan.uses_fw_chain:
+        _write_firewall(writer, service_port, plan)
 
-    if uses_cluster_chain:
-        _write_balancing(writer, service_port, svc_chain, found.cluster)
-    if uses_local_chain:
-        _write_balancing(writer, service_port, svl_chain, found.local)
+    found = plan.endpoints
+    if found.cluster and service_port.uses_cluster_endpoints:
+        _write_balancing(writer, service_port, plan.svc_chain, found.cluster)
+    if found.local and service_port.uses_local_endpoints:
+        _write_balancing(writer, service_port, plan.svl_chain, found.local)
 
     for endpoint in found.reachable:
         chain = endpoint_chain(service_port, endpoint)
@@ -850,6 +863,29 @@ def _write_service_port(
             _match(protocol),
             f"-j DNAT --to-destination {endpoint.address}",
         )
+
+
+def _write_firewall(writer: _Writer, service_port: ServicePort, plan: PortPlan) -> None:
+    """loadBalancerSourceRanges: listed sources go on to the EXT chain; the rest is not
+    DNATed and TIMONEL-PROXY-FIREWALL drops it."""
+    name = service_port.name_string
+    writer.declare("nat", plan.fw_chain)
+    lb_comment = comment(f"{name} loadbalancer IP")
+    allow_from_node = False
+    for cidr in service_port.load_balancer_source_ranges:
+        writer.nat(plan.fw_chain, lb_comment, f"-s {cidr}", f"-j {plan.ext_chain}")
+        network = ipaddress.ip_network(cidr)
+        allow_from_node = allow_from_node or any(
+            ipaddress.ip_address(a) in network for a in writer.node.addresses if _ipv4(a)
+        )
+    if allow_from_node:
+        # A node reaching a VIP it holds itself has the VIP as source address.
+        for lb_ip in service_port.load_balancer_ips:
+            writer.nat(plan.fw_chain, lb_comment, f"-s {lb_ip}", f"-j {plan.ext_chain}")
+    writer.nat(
+        plan.fw_chain,
+        comment(f"other traffic to {name} will be dropped by {PROXY_FIREWALL_CHAIN}"),
+    )
 
 
 def _write_balancing(
@@ -976,22 +1012,38 @@ def _port_operations(
     return part.operations
 
 
-def render_rules(
+@dataclass(frozen=True)
+class ProxyInputs:
+    """What the rules are made of: the proxied Service ports, sorted, and their endpoints."""
+
+    ports: list[ServicePort]
+    endpoints: EndpointsMap
+
+
+def collect_inputs(
     services: Iterable[Object],
     endpoint_slices: Iterable[Object],
-    node: NodeView,
-    options: ProxyOptions | None = None,
     *,
     cache: RenderCache | None = None,
-) -> Ruleset:
-    """The node's whole proxy ruleset for these Services and EndpointSlices."""
-    options = options or ProxyOptions()
+) -> ProxyInputs:
     cache = cache or RenderCache()
     ports = sorted(
         (p for service in services for p in cache.service_ports(service)),
         key=lambda p: (p.namespace, p.name, p.port_name, p.protocol),
     )
-    by_port = _merge_endpoints(cache.slice_endpoints(s) for s in endpoint_slices)
+    return ProxyInputs(ports, _merge_endpoints(cache.slice_endpoints(s) for s in endpoint_slices))
+
+
+def render_inputs(
+    inputs: ProxyInputs,
+    node: NodeView,
+    options: ProxyOptions | None = None,
+    *,
+    cache: RenderCache | None = None,
+) -> Ruleset:
+    options = options or ProxyOptions()
+    cache = cache or RenderCache()
+    ports, by_port = inputs.ports, inputs.endpoints
     total_endpoints = sum(len(by_port.get(p.key, ())) for p in ports)
     ruleset = Ruleset()
     _declare_top_level(ruleset, options)
@@ -1010,6 +1062,20 @@ def render_rules(
     _replay(ruleset, tail.operations)
     cache.sweep()
     return ruleset
+
+
+def render_rules(
+    services: Iterable[Object],
+    endpoint_slices: Iterable[Object],
+    node: NodeView,
+    options: ProxyOptions | None = None,
+    *,
+    cache: RenderCache | None = None,
+) -> Ruleset:
+    """The node's whole proxy ruleset for these Services and EndpointSlices."""
+    cache = cache or RenderCache()
+    inputs = collect_inputs(services, endpoint_slices, cache=cache)
+    return render_inputs(inputs, node, options, cache=cache)
 
 
 def _write_tail(writer: _Writer) -> None:

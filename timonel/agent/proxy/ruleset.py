@@ -130,16 +130,18 @@ def restore_text(
     return "\n".join(out) + "\n" if out else ""
 
 
-def removal_text(chains: Mapping[str, Iterable[str]]) -> str:
-    """iptables-restore input that flushes and deletes `chains` (by table)."""
+def removal_text(found: Mapping[str, tuple[Iterable[str], Iterable[str]]]) -> str:
+    """iptables-restore input that deletes, per table, the given rules (`-D` lines: the
+    jumps into the chains) and then flushes and deletes the chains."""
     out: list[str] = []
-    for table in sorted(chains, key=lambda t: TABLE_ORDER.index(t) if t in TABLE_ORDER else 99):
-        names = list(chains[table])
-        if not names:
+    for table in sorted(found, key=lambda t: TABLE_ORDER.index(t) if t in TABLE_ORDER else 99):
+        chains, deletions = (list(part) for part in found[table])
+        if not chains and not deletions:
             continue
         out.append(f"*{table}")
-        out.extend(f":{name} - [0:0]" for name in names)
-        out.extend(f"-X {name}" for name in names)
+        out.extend(f":{name} - [0:0]" for name in chains)
+        out.extend(deletions)
+        out.extend(f"-X {name}" for name in chains)
         out.append("COMMIT")
     return "\n".join(out) + "\n" if out else ""
 

@@ -82,6 +82,9 @@ class RuleSyncer(Generic[Snapshot]):
     async def prepare(self) -> None:
         """Runs once before the first sync (sysctls and the like)."""
 
+    async def after_sync(self, result: SyncResult) -> None:
+        """Runs after each successful sync (housekeeping that needs the rules in place)."""
+
     async def sync(self, *, full: bool = False) -> SyncResult:
         """Render the rules from what is known now and install what changed."""
         snapshot = self.snapshot()
@@ -89,6 +92,8 @@ class RuleSyncer(Generic[Snapshot]):
         ruleset = await asyncio.to_thread(self.render, snapshot)
         rendered = time.perf_counter()
         stats = await self.applier.apply(ruleset, full=full)
+        if stats.full:
+            self._need_full = False
         result = SyncResult(
             full=stats.full,
             changed=stats.changed,
@@ -100,6 +105,7 @@ class RuleSyncer(Generic[Snapshot]):
         self.last_result = result
         for listener in list(self.listeners):
             listener(result)
+        await self.after_sync(result)
         return result
 
     async def run(self) -> None:

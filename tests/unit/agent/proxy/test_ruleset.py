@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from timonel.agent.proxy.iptables import jumps_in_save
 from timonel.agent.proxy.ruleset import (
     Jump,
     Ruleset,
@@ -54,9 +55,10 @@ def test_stale_chains_found_on_the_host_are_deleted() -> None:
     assert text.index("*filter") < text.index("-X T-GONE") < text.index("*nat")
 
 
-def test_removal_flushes_before_deleting() -> None:
-    assert removal_text({"nat": ["T-A", "T-B"], "filter": []}) == (
-        "*nat\n:T-A - [0:0]\n:T-B - [0:0]\n-X T-A\n-X T-B\nCOMMIT\n"
+def test_removal_deletes_jumps_and_flushes_before_deleting_chains() -> None:
+    text = removal_text({"nat": (["T-A", "T-B"], ["-D PREROUTING -j T-A"]), "filter": ([], [])})
+    assert text == (
+        "*nat\n:T-A - [0:0]\n:T-B - [0:0]\n-D PREROUTING -j T-A\n-X T-A\n-X T-B\nCOMMIT\n"
     )
     assert removal_text({}) == ""
 
@@ -94,4 +96,16 @@ def test_jump_arguments() -> None:
         "service portals",
         "-j",
         "T-A",
+    ]
+
+
+def test_jumps_into_owned_chains_are_found_in_save_output() -> None:
+    saved = (
+        "*filter\n:INPUT ACCEPT [0:0]\n:T-A - [0:0]\n"
+        '-A INPUT -m comment --comment "a -j T-A look-alike" -j ACCEPT\n'
+        '-A INPUT -m conntrack --ctstate NEW -m comment --comment "portals" -j T-A\n'
+        "-A T-A -j T-B\n-A INPUT -j OTHER\nCOMMIT\n"
+    )
+    assert jumps_in_save(saved, lambda c: c.startswith("T-")) == [
+        '-D INPUT -m conntrack --ctstate NEW -m comment --comment "portals" -j T-A'
     ]
