@@ -132,13 +132,16 @@ def main() -> None:
     results = harness.Results("cluster_memory", {"nodes": args.nodes, "pods": args.pods})
     with (
         harness.work_dir(args.work_dir) as work,
-        harness.running_server(work / "server") as server,
+        harness.running_server(
+            work / "server", env=simcluster.gc_probe_environment(work)
+        ) as server,
     ):
         time.sleep(3)
         started = memory(server)
         with simcluster.simulated_nodes(server, args.nodes, work) as agent:
             run = asyncio.run(fill(server, agent, args))
         run["started"] = started
+        run["gc_pauses"] = simcluster.gc_pauses(work, 0, time.time())
     results.details = run
     rows = [
         ["idle after start", f"{started['rss_mb']:,.0f}", f"{started['peak_mb']:,.0f}"],
@@ -167,7 +170,9 @@ def main() -> None:
     print(
         f"\npods created in {run['created_s']:.0f} s, all Running after "
         f"{run['all_running_s']:.0f} s; about {per_pod_kb:.1f} kB of server RSS per pod; "
-        f"simulated nodes' process: {run['agent_rss_mb']:,.0f} MB"
+        f"simulated nodes' process: {run['agent_rss_mb']:,.0f} MB; server garbage "
+        f"collector pauses: {run['gc_pauses']['total_s']:.0f} s in total, the longest "
+        f"{run['gc_pauses']['max_s']:.1f} s"
     )
     results.figures += [
         Figure("rss_nodes_mb", f"RSS with {args.nodes:,} nodes", run["nodes_only"]["rss_mb"], "MB"),

@@ -72,10 +72,12 @@ async def rollout(
 
             spy = start_py_spy(server, profile_out, 120)
         with simcluster.ProcessSampler({"server": server.pid, "agent": agent.pid}) as cpu:
+            wall_started = time.time()
             started = time.monotonic()
             await call(session, "POST", path, body=deployment("web", replicas))
             rolled_out = await _wait_rolled_out(session, f"{path}/web", replicas, started)
             await watch.wait_ready(replicas, timeout=600)
+            gc = simcluster.gc_pauses(server.data_dir.parent, wall_started, time.time())
         if spy is not None:
             spy.send_signal(2)
             spy.wait(60)
@@ -90,6 +92,7 @@ async def rollout(
         "pods_ready_per_second": simcluster.per_second(ready, started),
         "cpu": cpu.cores(),
         "server_rss_mb": server.rss_mb(),
+        "gc_pauses": gc,
     }
 
 
@@ -142,7 +145,9 @@ def main() -> None:
     runs: list[dict[str, Any]] = []
     with (
         harness.work_dir(args.work_dir) as work,
-        harness.running_server(work / "server") as server,
+        harness.running_server(
+            work / "server", env=simcluster.gc_probe_environment(work)
+        ) as server,
         simcluster.simulated_nodes(server, args.nodes, work) as agent,
     ):
         asyncio.run(wait_nodes(server, args.nodes))
@@ -177,6 +182,7 @@ def main() -> None:
                 for k in ("server_cores", "agent_cores", "benchmark_cores", "other_cores")
             ),
             f"{run['server_rss_mb']:,.0f}",
+            f"{run['gc_pauses']['total_s']:.2f} ({run['gc_pauses']['max_s']:.2f})",
         ]
         for i, run in enumerate(runs)
     ]
@@ -187,6 +193,7 @@ def main() -> None:
         [
             "run", "first pod", "all created", "all bound", "all Ready", "rolled out",
             "server cores", "agent cores", "bench cores", "other cores", "server MB",
+            "GC s (max)",
         ],
     )  # fmt: skip
     results.details["runs"] = runs

@@ -18,17 +18,22 @@ Measured:
 - requests per second through the ClusterIP vs. the pod IP directly: a new TCP connection
   per HTTP request (connection setup is where the rules are walked), `--concurrency`
   connections at a time for `--seconds`, from another pod; with all Services installed and
-  with only the one.
+  with only the one;
+- TCP handshake time (connect, close) to the pod IP and through the ClusterIP, alternating
+  one to one for `--rounds` each, p50: the steadier comparison on a shared machine.
 
-The backend and the load generator are small asyncio Python programs, so requests/s are
-bound by them (2 cores here), not by the kernel: the ratio is the figure to look at.
+The backend (pinned to core 1) and the load generator (core 0) are small asyncio Python
+programs, so requests/s are bound by them, not by the kernel: the ratio is the figure to
+look at. Each comparison alternates direct and ClusterIP runs three times; medians.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import statistics
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -112,25 +117,39 @@ def real_service(backend_ip: str) -> tuple[dict[str, Any], dict[str, Any]]:
 
 async def load(client_netns: str, target: str, seconds: float, concurrency: int) -> dict[str, Any]:
     command = [
-        "nsenter", f"--net={netns_path(client_netns)}", sys.executable,
+        "taskset", "-c", "0", "nsenter", f"--net={netns_path(client_netns)}", sys.executable,
         str(REPO / "tests/e2e/proxy/client.py"), "--duration", str(seconds),
         "--concurrency", str(concurrency), target,
     ]  # fmt: skip
     process = await asyncio.create_subprocess_exec(*command, stdout=asyncio.subprocess.PIPE)
     out, _ = await process.communicate()
-    import json
-
     result: dict[str, Any] = json.loads(out)
     return result
+
+
+async def handshakes(client_netns: str, backend_ip: str, rounds: int) -> dict[str, Any]:
+    command = [
+        "taskset", "-c", "0", "nsenter", f"--net={netns_path(client_netns)}", sys.executable,
+        str(REPO / "tests/e2e/proxy/client.py"), "--rounds", str(rounds),
+        "--versus", f"{REAL_IP}:80", f"{backend_ip}:8080",
+    ]  # fmt: skip
+    process = await asyncio.create_subprocess_exec(
+        *command, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
+    )
+    out, err = await process.communicate()
+    if process.returncode != 0:
+        raise RuntimeError(f"handshake client failed: {err.decode()[-500:]}")
+    found = json.loads(out)
+    return {"direct": found[f"{backend_ip}:8080"], "via": found[f"{REAL_IP}:80"]}
 
 
 async def compare(
     client_netns: str, backend_ip: str, args: Any
 ) -> tuple[dict[str, Any], dict[str, Any]]:
-    """Direct and through the ClusterIP, alternating twice (the machine is shared: the
-    alternation spreads its noise over both), averaged."""
+    """Direct and through the ClusterIP, alternating three times (the machine is shared:
+    the alternation spreads its noise over both); the median of each."""
     runs: dict[str, list[dict[str, Any]]] = {"direct": [], "via": []}
-    for _ in range(2):
+    for _ in range(3):
         runs["direct"].append(
             await load(client_netns, f"{backend_ip}:8080", args.seconds, args.concurrency)
         )
@@ -139,7 +158,7 @@ async def compare(
         )
     return tuple(  # type: ignore[return-value]
         {
-            "rps": statistics.mean(r["rps"] for r in found),
+            "rps": statistics.median(r["rps"] for r in found),
             "failed": sum(r["failed"] for r in found),
             "runs": found,
         }
@@ -163,6 +182,10 @@ async def measure(args: Any) -> Results:
         backend = lab.add_pod("backend")
         client = lab.add_pod("client")
         lab.serve(backend)
+        # The backend on core 1, the load generator on core 0 (and the proxy wherever).
+        subprocess.run(
+            ["taskset", "-pc", "1", str(lab.processes[-1].pid)], check=True, capture_output=True
+        )
         proxier = Proxier(
             NODE_NAME,
             iptables=lab.iptables,
@@ -182,10 +205,8 @@ async def measure(args: Any) -> Results:
 
         # Only the real Service: the baseline for requests/s.
         await proxier.sync(full=True)
-        direct_small = await load(
-            client.netns, f"{backend.ip}:8080", args.seconds, args.concurrency
-        )
-        via_small = await load(client.netns, f"{REAL_IP}:80", args.seconds, args.concurrency)
+        direct_small, via_small = await compare(client.netns, backend.ip, args)
+        handshake_small = await handshakes(client.netns, backend.ip, args.rounds)
 
         for number in range(args.services):
             proxier.set_service(service(number))
@@ -229,6 +250,7 @@ async def measure(args: Any) -> Results:
                 proxier.listeners.remove(on_sync)
                 await asyncio.sleep(0.15)
             direct, via = await compare(client.netns, backend.ip, args)
+            handshake = await handshakes(client.netns, backend.ip, args.rounds)
         finally:
             running.cancel()
             await asyncio.gather(running, return_exceptions=True)
@@ -291,6 +313,30 @@ async def measure(args: Any) -> Results:
             via_small["rps"],
             "req/s",
         ),
+        Figure(
+            "handshake_direct_us",
+            "TCP handshake to the pod IP, p50",
+            handshake["direct"]["p50_us"],
+            "µs",
+        ),
+        Figure(
+            "handshake_cluster_ip_us",
+            f"TCP handshake via ClusterIP ({args.services + 1} Services), p50",
+            handshake["via"]["p50_us"],
+            "µs",
+        ),
+        Figure(
+            "handshake_direct_small_us",
+            "TCP handshake to the pod IP (1 Service), p50",
+            handshake_small["direct"]["p50_us"],
+            "µs",
+        ),
+        Figure(
+            "handshake_cluster_ip_small_us",
+            "TCP handshake via ClusterIP (1 Service), p50",
+            handshake_small["via"]["p50_us"],
+            "µs",
+        ),
     ]
     results.details = {
         "rules": first.rules,
@@ -302,6 +348,7 @@ async def measure(args: Any) -> Results:
             "direct_small": direct_small,
             "via_small": via_small,
         },
+        "handshakes": {"all": handshake, "one_service": handshake_small},
     }
     return results
 
@@ -313,11 +360,12 @@ def main() -> None:
     parser.add_argument("--changes", type=int, default=30)
     parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument("--concurrency", type=int, default=16)
+    parser.add_argument("--rounds", type=int, default=2000, help="handshakes per target")
     args = parse_arguments(parser)
     if os.geteuid() != 0:
         raise SystemExit("proxy_rules: needs root (network namespaces and iptables)")
     if args.quick:
-        args.services, args.changes, args.seconds = 100, 5, 1.0
+        args.services, args.changes, args.seconds, args.rounds = 100, 5, 1.0, 200
     results = asyncio.run(measure(args))
     print_figures(
         f"service proxy: {args.services} Services x {args.endpoints} endpoints",

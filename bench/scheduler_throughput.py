@@ -162,6 +162,7 @@ async def measure(
         watch = await simcluster.PodWatch(session, NAMESPACE).start()
         spy = start_py_spy(server, profile_out, 600) if profile_out else None
         with simcluster.ProcessSampler({"server": server.pid, "agent": agent.pid}) as cpu:
+            wall_started = time.time()
             started = time.monotonic()
             if args.create == "pods":
                 await harness.create_many(
@@ -187,6 +188,7 @@ async def measure(
                 await hold_scheduler_lease(session, "")
             await watch.wait_bound(args.pods, timeout=args.timeout)
             last_bound = time.monotonic()
+            gc = simcluster.gc_pauses(server.data_dir.parent, wall_started, time.time())
         if spy is not None:
             spy.send_signal(2)  # SIGINT: py-spy writes what it has
             spy.wait(60)
@@ -208,6 +210,7 @@ async def measure(
                 "server_rss_mb": server.rss_mb(),
                 "agent_rss_mb": agent.rss_mb(),
                 "watch_events": watch.events,
+                "gc_pauses": gc,
             }
         )
         if args.hold_scheduler:
@@ -244,6 +247,7 @@ def print_results(runs: list[dict[str, Any]]) -> None:
                 f"{cpu.get('benchmark_cores', math.nan):.2f}",
                 f"{cpu.get('other_cores', math.nan):.2f}",
                 f"{run['server_rss_mb']:,.0f}",
+                f"{run['gc_pauses']['total_s']:.1f} ({run['gc_pauses']['max_s']:.1f})",
                 f"{run['pods_per_node']['min']}..{run['pods_per_node']['max']}",
             ]
         )
@@ -254,13 +258,15 @@ def print_results(runs: list[dict[str, Any]]) -> None:
             "nodes", "pods", "create", "creates/s", "all bound s", "pods/s",
             "best 5s/s", "sched only/s", "p50 ms", "p99 ms",
             "server cores", "agent cores", "bench cores", "other cores", "server MB",
-            "pods/node",
+            "GC s (max)", "pods/node",
         ],
     )  # fmt: skip
     print(
         f"\npods/s: pods / (last bound - first create). kube-scheduler: about "
         f"{KUBE_SCHEDULER_RATE:,.0f} pods/s (scheduler_perf, 5000 nodes, 10000 pods). "
-        "p50/p99: from a pod's creation to its binding, as the watch saw them."
+        "p50/p99: from a pod's creation to its binding, as the watch saw them. GC s: "
+        "the server's garbage collector pauses (of 20 ms or more) during the run, in "
+        "total and the longest."
     )
 
 
@@ -301,7 +307,9 @@ def main() -> None:
         for nodes in args.nodes:
             run_dir = work / f"nodes-{nodes}"
             with (
-                harness.running_server(run_dir / "server") as server,
+                harness.running_server(
+                    run_dir / "server", env=simcluster.gc_probe_environment(run_dir)
+                ) as server,
                 simcluster.simulated_nodes(server, nodes, run_dir, config=config) as agent,
             ):
                 profile = args.py_spy / f"server-{nodes}.txt" if args.py_spy else None

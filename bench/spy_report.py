@@ -44,7 +44,15 @@ ACTIVITIES: list[tuple[str, str]] = [
         "watch fan-out (server)",
         r"timonel/apiserver/watch|timonel/storage/watchcache|WatchCache|_dispatch",
     ),
-    ("HTTP requests (external clients)", r"web_protocol\.py"),
+    (
+        "HTTP: status update (kubelets)",
+        r"web_protocol\.py.*ApiServer\._subresource.*ResourceHandlers\.update",
+    ),
+    ("HTTP: update (Lease renewals)", r"web_protocol\.py.*ResourceHandlers\.update"),
+    ("HTTP: create", r"web_protocol\.py.*ResourceHandlers\.create"),
+    ("HTTP: patch", r"web_protocol\.py.*ResourceHandlers\.patch"),
+    ("HTTP: watch streams", r"web_protocol\.py.*ResourceHandlers\.watch"),
+    ("HTTP: other requests", r"web_protocol\.py"),
     ("in-process requests (other)", r"InProcessTransport"),
     ("garbage collection (Python)", r"\(gc\)|gc_collect"),
 ]

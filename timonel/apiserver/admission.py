@@ -89,7 +89,7 @@ async def _check_namespace_open(
 ) -> None:
     if not namespace:
         return
-    ns = await api.get_object("", "namespaces", "", namespace)
+    ns = await api.get_namespace(namespace)
     if ns is None:
         raise errors.not_found("namespaces", "", namespace)
     if (ns.get("status") or {}).get("phase") == "Terminating" or (ns.get("metadata") or {}).get(

@@ -143,6 +143,18 @@ class ApiServer:
     def store_for(self, group: str, version: str, plural: str) -> ResourceStore | None:
         return self._stores.get((group, version, plural))
 
+    async def get_namespace(self, name: str) -> Object | None:
+        """A namespace from the watch cache (admission reads one on every namespaced
+        create); from storage when the cache has not seen it yet."""
+        store = self._stores.get(("", "v1", "namespaces"))
+        if store is None:
+            return None
+        cached = store.cache.get(name)
+        if cached is not None:
+            return cached
+        obj, _ = await store.read_optional("", name)
+        return obj
+
     async def get_object(self, group: str, plural: str, namespace: str, name: str) -> Object | None:
         for (g, _, p), store in self._stores.items():
             if g == group and p == plural:

@@ -609,15 +609,21 @@ class SQLiteStorage:
     def _fan_out(self, events: list[WatchEvent]) -> None:
         wants_progress = False
         for subscriber in list(self._subscribers):
+            received = False
             for event in events:
                 if event.kv.key.startswith(subscriber.prefix):
                     if len(subscriber.events) >= subscriber.capacity:
                         subscriber.dropped = True
                         self._subscribers.discard(subscriber)
+                        received = True
                         break
                     subscriber.events.append(event)
+                    received = True
             wants_progress = wants_progress or subscriber.progress
-            subscriber.wake()
+            # Only subscribers with something new are woken; the others learn of the
+            # revision through the (rate-limited) progress notification.
+            if received:
+                subscriber.wake()
         if wants_progress:
             self._schedule_progress()
 

@@ -1,7 +1,11 @@
-"""A test client for a network namespace. Either `--count N` requests, one after the
-other, tallied by answer (the backend's name) or error kind, or `--duration S` of load
-with `--concurrency C` connections at a time (a new connection per request), reported as
-requests per second. Prints JSON."""
+"""A test client for a network namespace. Prints JSON. Modes:
+
+- `--count N`: N requests one after the other, tallied by answer (the backend's name) or
+  by error kind;
+- `--duration S --concurrency C`: load, a new connection per request, as requests/s;
+- `--udp-stream S`: one UDP socket for S seconds, who answered when;
+- `--rounds N --versus IP:PORT`: TCP handshake times to the target and to the other one,
+  alternating, p50/p90."""
 
 from __future__ import annotations
 
@@ -106,6 +110,32 @@ async def load(
     return {"requests": done, "failed": failed, "seconds": elapsed, "rps": done / elapsed}
 
 
+def connect_pairs(targets: list[tuple[str, int]], rounds: int) -> dict[str, object]:
+    """TCP handshakes to each target in turn (connect, then close), `rounds` times: the
+    targets are measured under the same conditions, whatever else the machine does."""
+    seconds: dict[str, list[float]] = {f"{h}:{p}": [] for h, p in targets}
+    failed: Counter[str] = Counter()
+    for _ in range(rounds):
+        for host, port in targets:
+            with socket.socket() as sock:
+                sock.settimeout(2)
+                started = time.perf_counter()
+                try:
+                    sock.connect((host, port))
+                except OSError as error:
+                    failed[f"{host}:{port} {_kind(error)}"] += 1
+                    continue
+                seconds[f"{host}:{port}"].append(time.perf_counter() - started)
+    summary: dict[str, object] = {"failed": dict(failed)}
+    for target, values in seconds.items():
+        values.sort()
+        summary[target] = {
+            "p50_us": values[len(values) // 2] * 1e6 if values else float("nan"),
+            "p90_us": values[int(len(values) * 0.9)] * 1e6 if values else float("nan"),
+        }
+    return summary
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("target", help="IP:PORT, or http://IP:PORT/")
@@ -115,10 +145,16 @@ def main() -> None:
     parser.add_argument("--duration", type=float, default=0.0)
     parser.add_argument("--udp-stream", type=float, default=0.0, metavar="SECONDS")
     parser.add_argument("--concurrency", type=int, default=8)
+    parser.add_argument("--versus", default="", metavar="IP:PORT")
+    parser.add_argument("--rounds", type=int, default=0)
     args = parser.parse_args()
     target = args.target.removeprefix("http://").rstrip("/")
     host, _, port = target.rpartition(":")
-    if args.udp_stream:
+    if args.rounds:
+        other_host, _, other_port = args.versus.rpartition(":")
+        pairs = [(host, int(port)), (other_host, int(other_port))]
+        result = connect_pairs(pairs, args.rounds)
+    elif args.udp_stream:
         result = udp_stream(host, int(port), args.udp_stream, 0.05)
     elif args.duration:
         result = asyncio.run(load(host, int(port), args.duration, args.concurrency, args.timeout))

@@ -3,6 +3,7 @@ pure decisions."""
 
 from __future__ import annotations
 
+import copy
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -157,6 +158,22 @@ def test_swap_taints_stamps_no_execute_taints() -> None:
     swapped = swap_taints([keep, {**not_ready, "timeAdded": "old"}], [unreachable], [not_ready], T0)
     assert swapped == [keep, {**unreachable, "timeAdded": stamp(T0)}]
     assert swap_taints([keep], [], [unreachable], T0) is None
+
+
+def test_decisions_leave_the_node_alone() -> None:
+    # The monitor hands them the informer's own (shared) objects.
+    unreachable = {"key": "node.kubernetes.io/unreachable", "effect": "NoExecute"}
+    n = node(ready(), {"type": "MemoryPressure", "status": "False"}, taints=[unreachable])
+    before = copy.deepcopy(n)
+    health = assess(n, None, None, T0).health
+    late = assess(n, health, None, T0 + timedelta(seconds=41))
+    assert late.conditions is not None
+    late.conditions[0]["status"] = "changed by the caller"
+    late.current_ready["status"] = "changed by the caller"
+    swapped = swap_taints(n["spec"]["taints"], [], [unreachable], T0)
+    assert swapped == []
+    assert condition_taint_changes(n) is not None
+    assert n == before
 
 
 def test_taint_queue_takes_a_node_once_until_removed() -> None:
