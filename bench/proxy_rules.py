@@ -42,7 +42,15 @@ from harness import Figure, Results, base_arguments, parse_arguments, percentile
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from tests.e2e.proxy.lab import CLUSTER_CIDR, NODE_NAME, POD_CIDR, Lab, netns_path  # noqa: E402
+from tests.e2e.proxy.lab import (  # noqa: E402
+    CLUSTER_CIDR,
+    NODE_NAME,
+    POD_CIDR,
+    Lab,
+    Pod,
+    ip,
+    netns_path,
+)
 from timonel.agent.proxy.iptables import ensure_forwarding_sysctls  # noqa: E402
 from timonel.agent.proxy.proxier import Proxier, SyncSettings  # noqa: E402
 from timonel.agent.proxy.rules import ProxyOptions  # noqa: E402
@@ -50,6 +58,7 @@ from timonel.agent.proxy.rules import ProxyOptions  # noqa: E402
 REAL_IP = "10.96.255.1"
 # Services are matched in name order: the measured one comes last (the worst case).
 REAL_NAMESPACE = "zz-bench"
+SECOND_SOURCE = "10.244.1.200"
 
 
 def service(number: int) -> dict[str, Any]:
@@ -127,11 +136,12 @@ async def load(client_netns: str, target: str, seconds: float, concurrency: int)
     return result
 
 
-async def handshakes(client_netns: str, backend_ip: str, rounds: int) -> dict[str, Any]:
+async def handshakes(client: Pod, backend_ip: str, rounds: int) -> dict[str, Any]:
     command = [
-        "nsenter", f"--net={netns_path(client_netns)}", sys.executable,
+        "nsenter", f"--net={netns_path(client.netns)}", sys.executable,
         str(REPO / "tests/e2e/proxy/client.py"), "--rounds", str(rounds),
-        "--versus", f"{REAL_IP}:80", f"{backend_ip}:8080",
+        "--versus", f"{REAL_IP}:80", "--sources", f"{client.ip},{SECOND_SOURCE}",
+        f"{backend_ip}:8080",
     ]  # fmt: skip
     process = await asyncio.create_subprocess_exec(
         *command, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
@@ -144,7 +154,7 @@ async def handshakes(client_netns: str, backend_ip: str, rounds: int) -> dict[st
 
 
 async def compare(
-    client_netns: str, backend_ip: str, args: Any
+    clients: dict[str, Pod], backend_ip: str, args: Any
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     """Direct and through the ClusterIP, four runs each, alternating which goes first (the
     machine is shared, and conntrack fills up over the runs); the median of each."""
@@ -154,7 +164,7 @@ async def compare(
         # Each goes first every other time: conntrack fills up over the runs.
         for kind in ("direct", "via") if number % 2 == 0 else ("via", "direct"):
             runs[kind].append(
-                await load(client_netns, targets[kind], args.seconds, args.concurrency)
+                await load(clients[kind].netns, targets[kind], args.seconds, args.concurrency)
             )
     return tuple(  # type: ignore[return-value]
         {
@@ -180,7 +190,11 @@ async def measure(args: Any) -> Results:
     lab = Lab().create()
     try:
         backend = lab.add_pod("backend")
+        # Separate clients for the two paths: a pod reached directly and through its
+        # Service from the same source ports makes conntrack entries clash (dropped SYNs).
         client = lab.add_pod("client")
+        clients = {"direct": client, "via": lab.add_pod("client-via")}
+        ip("-n", client.netns, "addr", "add", f"{SECOND_SOURCE}/24", "dev", "eth0")
         lab.serve(backend)
         proxier = Proxier(
             NODE_NAME,
@@ -201,8 +215,8 @@ async def measure(args: Any) -> Results:
 
         # Only the real Service: the baseline for requests/s.
         await proxier.sync(full=True)
-        direct_small, via_small = await compare(client.netns, backend.ip, args)
-        handshake_small = await handshakes(client.netns, backend.ip, args.rounds)
+        direct_small, via_small = await compare(clients, backend.ip, args)
+        handshake_small = await handshakes(client, backend.ip, args.rounds)
 
         for number in range(args.services):
             proxier.set_service(service(number))
@@ -245,8 +259,8 @@ async def measure(args: Any) -> Results:
                 latencies.append(finished[0] - started)
                 proxier.listeners.remove(on_sync)
                 await asyncio.sleep(0.15)
-            direct, via = await compare(client.netns, backend.ip, args)
-            handshake = await handshakes(client.netns, backend.ip, args.rounds)
+            direct, via = await compare(clients, backend.ip, args)
+            handshake = await handshakes(client, backend.ip, args.rounds)
         finally:
             running.cancel()
             await asyncio.gather(running, return_exceptions=True)

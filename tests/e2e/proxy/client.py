@@ -110,16 +110,23 @@ async def load(
     return {"requests": done, "failed": failed, "seconds": elapsed, "rps": done / elapsed}
 
 
-def connect_pairs(targets: list[tuple[str, int]], rounds: int) -> dict[str, object]:
+def connect_pairs(
+    targets: list[tuple[str, int]], rounds: int, sources: list[str]
+) -> dict[str, object]:
     """TCP handshakes to each target in turn (connect, then close), `rounds` times: the
-    targets are measured under the same conditions, whatever else the machine does."""
+    targets are measured under the same conditions, whatever else the machine does. With
+    `sources`, target i is reached from source address i: connections to a pod and to a
+    Service in front of it must not share source ports, or their conntrack entries clash."""
     seconds: dict[str, list[float]] = {f"{h}:{p}": [] for h, p in targets}
     failed: Counter[str] = Counter()
     for round_number in range(rounds):
         # Each target goes first every other round: no order effect.
-        for host, port in targets if round_number % 2 == 0 else targets[::-1]:
+        order = list(enumerate(targets))
+        for index, (host, port) in order if round_number % 2 == 0 else order[::-1]:
             with socket.socket() as sock:
                 sock.settimeout(2)
+                if sources:
+                    sock.bind((sources[index], 0))
                 started = time.perf_counter()
                 try:
                     sock.connect((host, port))
@@ -148,13 +155,15 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=8)
     parser.add_argument("--versus", default="", metavar="IP:PORT")
     parser.add_argument("--rounds", type=int, default=0)
+    parser.add_argument("--sources", default="", metavar="IP,IP")
     args = parser.parse_args()
     target = args.target.removeprefix("http://").rstrip("/")
     host, _, port = target.rpartition(":")
     if args.rounds:
         other_host, _, other_port = args.versus.rpartition(":")
         pairs = [(host, int(port)), (other_host, int(other_port))]
-        result = connect_pairs(pairs, args.rounds)
+        sources = [a for a in args.sources.split(",") if a]
+        result = connect_pairs(pairs, args.rounds, sources)
     elif args.udp_stream:
         result = udp_stream(host, int(port), args.udp_stream, 0.05)
     elif args.duration:
