@@ -282,6 +282,12 @@ def main() -> None:
     parser.add_argument("--settle", type=float, default=10.0)
     parser.add_argument("--timeout", type=float, default=900.0)
     parser.add_argument("--py-spy", type=Path, default=None, metavar="DIR")
+    parser.add_argument(
+        "--wait-quiet",
+        type=float,
+        default=60.0,
+        help="wait up to this long for other work on the machine to stop before a run",
+    )
     args = harness.parse_arguments(parser)
     if args.quick:
         args.nodes, args.pods, args.settle = [50], 500, 2.0
@@ -305,6 +311,7 @@ def main() -> None:
     runs = []
     with harness.work_dir(args.work_dir) as work:
         for nodes in args.nodes:
+            harness.wait_for_quiet(args.wait_quiet)
             run_dir = work / f"nodes-{nodes}"
             with (
                 harness.running_server(
