@@ -28,6 +28,23 @@ IndexFunc = Callable[[Object], Iterable[str]]
 AddHandler = Callable[[Object], None]
 UpdateHandler = Callable[[Object, Object], None]
 DeleteHandler = Callable[[Object], None]
+# Applied to each object as it arrives, before it is stored or handed to handlers (as
+# client-go's TransformFunc). Returns the object to keep; must not change its argument.
+Transform = Callable[[Object], Object]
+
+
+def strip_managed_fields(obj: Object) -> Object:
+    """The object without metadata.managedFields, as kube-controller-manager and
+    kube-scheduler keep their informers' objects: often half of an object's size, and no
+    controller reads them. An update sent without them leaves the server's as they are.
+    Only the top level and the metadata are copied."""
+    metadata = obj.get("metadata")
+    if not isinstance(metadata, dict) or "managedFields" not in metadata:
+        return obj
+    return {
+        **obj,
+        "metadata": {key: value for key, value in metadata.items() if key != "managedFields"},
+    }
 
 
 def namespace_index(obj: Object) -> list[str]:
@@ -108,6 +125,7 @@ class Informer:
     field_selector: str = ""
     # Every `resync` seconds handlers get on_update(obj, obj) for every object (0: never).
     resync: float = 0.0
+    transform: Transform | None = None
     indexer: Indexer = field(default_factory=Indexer)
     synced: asyncio.Event = field(default_factory=asyncio.Event)
     _handlers: list[_Handlers] = field(default_factory=list)
@@ -158,7 +176,10 @@ class Informer:
             label_selector=self.label_selector,
             field_selector=self.field_selector,
         )
-        fresh = {object_key(item): item for item in listed.get("items") or []}
+        items = listed.get("items") or []
+        if self.transform is not None:
+            items = [self.transform(item) for item in items]
+        fresh = {object_key(item): item for item in items}
         for key in [k for k in self.indexer.keys() if k not in fresh]:  # noqa: SIM118 - Indexer.keys() is a method, not a dict
             old = self.indexer.remove(key)
             if old is not None:
@@ -185,11 +206,12 @@ class Informer:
                 if event.type == "BOOKMARK":
                     self._resource_version = rv or self._resource_version
                     continue
+                obj = event.object if self.transform is None else self.transform(event.object)
                 if event.type == "DELETED":
-                    old = self.indexer.remove(object_key(event.object))
-                    self._deleted(old if old is not None else event.object)
+                    old = self.indexer.remove(object_key(obj))
+                    self._deleted(old if old is not None else obj)
                 else:
-                    self._apply(event.object)
+                    self._apply(obj)
                 if rv:
                     self._resource_version = rv
         except StatusError as exc:
@@ -235,8 +257,9 @@ class InformerFactory:
     """One informer per (resource, namespace, selectors), shared by every controller of
     a process, so each resource is listed and watched once."""
 
-    def __init__(self, client: ApiClient) -> None:
+    def __init__(self, client: ApiClient, *, transform: Transform | None = None) -> None:
         self.client = client
+        self.transform = transform
         self._informers: dict[tuple[Resource, str, str, str], Informer] = {}
         self._tasks: dict[tuple[Resource, str, str, str], asyncio.Task[None]] = {}
         self._started = False
@@ -252,7 +275,14 @@ class InformerFactory:
         key = (resource, namespace, label_selector, field_selector)
         found = self._informers.get(key)
         if found is None:
-            found = Informer(self.client, resource, namespace, label_selector, field_selector)
+            found = Informer(
+                self.client,
+                resource,
+                namespace,
+                label_selector,
+                field_selector,
+                transform=self.transform,
+            )
             self._informers[key] = found
             if self._started:
                 self._run(key, found)

@@ -11,7 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from timonel.client.events import EventRecorder
-from timonel.client.informer import InformerFactory
+from timonel.client.informer import InformerFactory, strip_managed_fields
 from timonel.client.leaderelection import LeaderElector
 from timonel.client.rest import ApiClient
 from timonel.controllers.base import Controller
@@ -62,7 +62,7 @@ class ControllerManager:
         await elector.run(self._lead)
 
     async def _lead(self) -> None:
-        factory = InformerFactory(self.client)
+        factory = InformerFactory(self.client, transform=strip_managed_fields)
         context = ControllerContext(
             client=self.client,
             informers=factory,

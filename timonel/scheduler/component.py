@@ -13,7 +13,7 @@ from collections.abc import Callable
 from timonel.api.errors import StatusError
 from timonel.api.objects import Object, now_rfc3339
 from timonel.client.events import EventRecorder
-from timonel.client.informer import Informer, InformerFactory
+from timonel.client.informer import Informer, InformerFactory, strip_managed_fields
 from timonel.client.leaderelection import LeaderElector
 from timonel.client.resources import (
     NAMESPACES,
@@ -59,7 +59,7 @@ class SchedulerComponent:
         scheduler = Scheduler(
             bind=self._bind, on_unschedulable=self._unschedulable, on_error=self._error
         )
-        factory = InformerFactory(self.client)
+        factory = InformerFactory(self.client, transform=strip_managed_fields)
         _feed(
             factory.informer(NODES),
             scheduler.on_node_add,

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from timonel.api.objects import Object
-from timonel.client.informer import Informer
+from timonel.client.informer import Informer, strip_managed_fields
 from timonel.client.leaderelection import LeaderElector
 from timonel.client.resources import CONFIGMAPS
 from timonel.client.rest import ApiClient
@@ -71,6 +71,29 @@ async def test_informer_lists_then_follows_changes(plane: ControlPlane) -> None:
         assert informer.get("default/after")["data"] == {"v": "2"}  # type: ignore[index]
     finally:
         task.cancel()
+
+
+async def test_informer_without_managed_fields_leaves_the_servers_alone(
+    plane: ControlPlane,
+) -> None:
+    client = plane.in_process_client("first-writer")
+    await client.create(CONFIGMAPS, _cm("trimmed"))
+    informer = Informer(client, CONFIGMAPS, "default", transform=strip_managed_fields)
+    task = asyncio.create_task(informer.run())
+    try:
+        await asyncio.wait_for(informer.synced.wait(), 5)
+        cached = informer.get("default/trimmed")
+        assert cached is not None and "managedFields" not in cached["metadata"]
+        # A controller's update built from the cached object, as controllers write.
+        changed = {**cached, "data": {"v": "2"}}
+        await plane.in_process_client("second-writer").update(CONFIGMAPS, changed)
+        await _until(lambda: (informer.get("default/trimmed") or {}).get("data") == {"v": "2"})
+        assert "managedFields" not in informer.get("default/trimmed")["metadata"]  # type: ignore[index]
+    finally:
+        task.cancel()
+    stored = await client.get(CONFIGMAPS, "trimmed", "default")
+    managers = {entry["manager"] for entry in stored["metadata"]["managedFields"]}
+    assert managers == {"first-writer", "second-writer"}
 
 
 async def test_only_one_leader_at_a_time(plane: ControlPlane) -> None:

@@ -77,7 +77,7 @@ from timonel.agent.simulate.stages import (
 )
 from timonel.api.errors import StatusError
 from timonel.api.objects import Object, now_rfc3339, object_key
-from timonel.client.informer import Informer
+from timonel.client.informer import Informer, strip_managed_fields
 from timonel.client.resources import LEASES, NODES, PODS
 from timonel.client.rest import MERGE_PATCH, STRATEGIC_MERGE_PATCH, ApiClient
 from timonel.client.transport import HttpsTransport
@@ -136,8 +136,11 @@ class SimulatedNodes:
     def __post_init__(self) -> None:
         self._index = {name: i for i, name in enumerate(self.names)}
         self._ips = {name: node_ip(i, self.config.node_ip_range) for name, i in self._index.items()}
-        self.nodes = Informer(self.client, NODES)
-        self.pods = Informer(self.client, PODS, field_selector="spec.nodeName!=")
+        # Thousands of nodes and their pods: managedFields would be half of what is held.
+        self.nodes = Informer(self.client, NODES, transform=strip_managed_fields)
+        self.pods = Informer(
+            self.client, PODS, field_selector="spec.nodeName!=", transform=strip_managed_fields
+        )
         self.pods.indexer.add_index("node", lambda pod: [str(_spec(pod).get("nodeName", ""))])
         self.pods.add_handlers(
             on_add=self._on_pod,
