@@ -11,88 +11,18 @@ from __future__ import annotations
 
 import asyncio
 import json
-import subprocess
-import uuid
-from collections.abc import Iterator
-from dataclasses import dataclass
 from typing import Any
 
-import pytest
-
-from tests.conftest import KUBECTL, KubectlResult, free_port
-from tests.e2e.kubelet.conftest import Cluster, cleaned_up, wait_for
-from tests.e2e.proxy.lab import ip, netns_path, request
-from tests.e2e.runtime.conftest import runtime_unavailable
-
-BUSYBOX = "localhost/timonel/busybox:1"
-NODE_IP = "192.168.78.2"
-OUTSIDE_IP = "192.168.78.1"
-
-
-@dataclass
-class NetnsCluster(Cluster):
-    netns: str = ""
-
-    def _enter(self) -> list[str]:
-        return ["nsenter", f"--net={netns_path(self.netns)}"]
-
-    def command(self) -> list[str]:
-        return [*self._enter(), *super().command()]
-
-    def kubectl(
-        self, *args: str, input: str | None = None, check: bool = True, timeout: float = 60
-    ) -> KubectlResult:
-        command = [*self._enter(), KUBECTL, "--kubeconfig", str(self.kubeconfig),
-                   "--cache-dir", str(self.cache_dir), *args]  # fmt: skip
-        done = subprocess.run(command, input=input, capture_output=True, text=True, timeout=timeout)
-        result = KubectlResult(done.returncode, done.stdout, done.stderr)
-        if check and done.returncode != 0:
-            raise AssertionError(f"kubectl {' '.join(args)} failed:\n{done.stderr}{done.stdout}")
-        return result
-
-
-@pytest.fixture(scope="module")
-def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NetnsCluster]:
-    if runtime_unavailable() is not None:
-        pytest.skip(str(runtime_unavailable()))
-    suffix = uuid.uuid4().hex[:6]
-    netns, outside = f"tsv-{suffix}", f"tsx-{suffix}"
-    base = tmp_path_factory.mktemp("proxy-server")
-    try:
-        # The node's link: a veth to a namespace standing for the network outside, with the
-        # default route, so the agent finds its address as on a real host.
-        for name in (netns, outside):
-            ip("netns", "add", name)
-            ip("-n", name, "link", "set", "lo", "up")
-        ip("-n", netns, "link", "add", "eth0", "type", "veth", "peer", "name", "eth0",
-           "netns", outside)  # fmt: skip
-        ip("-n", netns, "addr", "add", f"{NODE_IP}/24", "dev", "eth0")
-        ip("-n", outside, "addr", "add", f"{OUTSIDE_IP}/24", "dev", "eth0")
-        for name in (netns, outside):
-            ip("-n", name, "link", "set", "eth0", "up")
-        ip("-n", netns, "route", "add", "default", "via", OUTSIDE_IP)
-        running = NetnsCluster(
-            data_dir=base / "data",
-            node_name=f"e2e-proxy-{suffix}",
-            cluster_cidr="10.42.0.0/16",
-            port=free_port(),
-            cache_dir=base / "kubectl-cache",
-            log_path=base / "server.log",
-            netns=netns,
-        )
-        with cleaned_up(running):
-            try:
-                yield running
-            finally:
-                # Without their Deployments, the pods removed at cleanup stay removed.
-                for namespace in running.namespaces:
-                    running.kubectl(
-                        "delete", "deployments", "--all", "-n", namespace, "--wait=false",
-                        check=False,
-                    )  # fmt: skip
-    finally:
-        for name in (netns, outside):
-            subprocess.run(["ip", "netns", "del", name], capture_output=True, check=False)
+from tests.e2e.kubelet.conftest import wait_for
+from tests.e2e.proxy.lab import request
+from tests.e2e.proxy.netns_cluster import (
+    BUSYBOX,
+    NODE_IP,
+    NetnsCluster,
+    client_pod,
+    fetch_from_pod,
+    ready_endpoints,
+)
 
 
 def manifests(name: str, replicas: int, service_type: str = "ClusterIP") -> list[str]:
@@ -141,49 +71,8 @@ def manifests(name: str, replicas: int, service_type: str = "ClusterIP") -> list
     return [json.dumps(deployment), json.dumps(service)]
 
 
-def ready_endpoints(cluster: Cluster, namespace: str, name: str) -> set[str]:
-    slices = cluster.get("endpointslices", namespace=namespace)["items"]
-    return {
-        endpoint["targetRef"]["name"]
-        for item in slices
-        if item["metadata"]["labels"].get("kubernetes.io/service-name") == name
-        for endpoint in item.get("endpoints") or []
-        if endpoint.get("conditions", {}).get("ready")
-    }
-
-
 def answers_from_node(cluster: NetnsCluster, target: str, count: int = 30) -> dict[str, Any]:
     return asyncio.run(request(cluster.netns, target, count=count, timeout=2))
-
-
-def client_pod(cluster: Cluster, namespace: str) -> None:
-    pod = {
-        "apiVersion": "v1",
-        "kind": "Pod",
-        "metadata": {"name": "client", "labels": {"role": "client"}},
-        "spec": {
-            "terminationGracePeriodSeconds": 1,
-            "containers": [
-                {
-                    "name": "client",
-                    "image": BUSYBOX,
-                    "command": ["sh", "-c", "trap 'exit 0' TERM; sleep 3600 & wait"],
-                }
-            ],
-        },
-    }
-    cluster.apply(json.dumps(pod), namespace)
-    wait_for(
-        lambda: cluster.pod("client", namespace)["status"].get("phase") == "Running",
-        timeout=60,
-        what="the client pod",
-    )
-
-
-def fetch_from_pod(cluster: Cluster, namespace: str, url: str) -> str:
-    # busybox 1.35's `wget -T` crashes: bound the request with `timeout` instead.
-    result = cluster.exec(namespace, "client", "client", "timeout", "3", "wget", "-q", "-O-", url)
-    return result.stdout.decode().strip() if result.exit_code == 0 else ""
 
 
 def test_a_deployment_behind_a_service_answers_on_its_cluster_ip(cluster: NetnsCluster) -> None:
