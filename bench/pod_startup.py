@@ -5,16 +5,19 @@ agent's own memory and CPU can be read) on a fresh data directory, with a unique
 name and cluster CIDR, and waits for the node to be Ready. Then, in one run:
 
 - agent idle: RSS and CPU of the agent process (and containerd's RSS) over `--idle`
-  seconds with no pods, and again with `--concurrent` pods running;
+  seconds with no pods (bench/agent_idle.py measures this in detail, also with pods);
 - through the agent: `--pods` pods created one after another (each deleted, and gone,
   before the next), then `--concurrent` pods created at once. Latency per pod is from just
   before its POST to the first watch event showing every container running (the image is
   already on the node); the scheduler's binding is part of it and reported separately;
 - straight through CRI, on the agent's own containerd: the same pods (same image, same
   command, a sandbox on the same CNI bridge) with bench/cri_pod_start.py's PodBench: the
-  floor a kubelet on this node can reach.
+  floor a kubelet on this node can reach;
+- `podman kube play` of the same pod (bench/podman_peer.py), once the agent and server
+  are stopped, when podman is installed.
 
-Everything is removed at the end, also on failure. Run as root from the repository:
+The closing `summary` gives p50 / p99 in ms per way and the aims (sequential p99 under
+0.5 s, within 1.3x of CRI, faster than podman). Everything is removed at the end, also on failure. Run as root from the repository:
 
     .venv/bin/python bench/pod_startup.py [--pods 50] [--concurrent 20] [--json out.json]
 """
@@ -33,6 +36,7 @@ import sys
 import tempfile
 import time
 import uuid
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -43,6 +47,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import harness
+import podman_peer
 from cri_pod_start import WORKLOAD, PodBench, Timings, rss_kib
 
 from timonel.agent.kubelet.agent import default_run_dir
@@ -91,6 +96,7 @@ class Processes:
     port: int
     server: subprocess.Popen[bytes] | None = None
     agent: subprocess.Popen[bytes] | None = None
+    ready_s: float = 0.0
 
     @property
     def server_dir(self) -> Path:
@@ -218,8 +224,18 @@ async def delete(session: aiohttp.ClientSession, name: str) -> float:
 
 
 async def through_agent(
-    session: aiohttp.ClientSession, watcher: PodWatcher, pods: int, concurrent: int
+    session: aiohttp.ClientSession,
+    watcher: PodWatcher,
+    pods: int,
+    concurrent: int,
+    agent_pid: int | None = None,
 ) -> dict[str, Any]:
+    """Latencies, and (given the agent's PID) its CPU time per pod: start and teardown,
+    the figure that moves least with other load on the machine."""
+
+    def agent_cpu() -> float:
+        return harness.pid_cpu_seconds(agent_pid) if agent_pid is not None else 0.0
+
     async def one_by_one(prefix: str, count: int) -> tuple[list[float], list[float], list[float]]:
         start, bind, teardown = [], [], []
         for index in range(count):
@@ -235,11 +251,13 @@ async def through_agent(
 
     await one_by_one("warm-up", 1)
     started = time.perf_counter()
+    cpu_before = agent_cpu()
     start, bind, teardown = await one_by_one("seq", pods)
     report: dict[str, Any] = {
         "sequential": {
             "pods": pods,
             "wall_s": round(time.perf_counter() - started, 2),
+            "agent_cpu_ms_per_pod": round(1000 * (agent_cpu() - cpu_before) / pods, 1),
             "created_to_running": harness.latency_summary(start),
             "created_to_bound": harness.latency_summary(bind),
             "delete_to_gone": harness.latency_summary(teardown),
@@ -318,12 +336,13 @@ def idle_sample(agent_pid: int, seconds: float) -> dict[str, float]:
     }
 
 
-async def run(arguments: argparse.Namespace) -> dict[str, Any]:
-    base = Path(tempfile.mkdtemp(prefix="timonel-podbench-"))
+@contextlib.asynccontextmanager
+async def agent_cluster(base: Path) -> AsyncIterator[tuple[Processes, aiohttp.ClientSession]]:
+    """A server and a real agent on a fresh data dir under `base`, the node Ready and the
+    bench namespace there; everything stopped and purged afterwards, also on failure."""
     processes = Processes(
         base, f"bench-{uuid.uuid4().hex[:6]}", free_cluster_cidr(), harness.free_port()
     )
-    report: dict[str, Any] = {"node": processes.node_name, "cluster_cidr": processes.cluster_cidr}
     try:
         processes.start_server()
         processes.start_agent()
@@ -332,22 +351,51 @@ async def run(arguments: argparse.Namespace) -> dict[str, Any]:
         async with aiohttp.ClientSession(
             base_url=processes.url, connector=connector, timeout=aiohttp.ClientTimeout(total=120)
         ) as session:
-            started = time.perf_counter()
-            while True:
-                with contextlib.suppress(harness.RequestFailed):
-                    node = json.loads(
-                        await harness.call(session, "GET", f"/api/v1/nodes/{processes.node_name}")
-                    )
-                    ready = {c["type"]: c["status"] for c in node["status"]["conditions"]}.get(
-                        "Ready"
-                    )
-                    if ready == "True":
-                        break
-                if processes.agent is not None and processes.agent.poll() is not None:
-                    raise SystemExit(f"the agent exited; see {base / 'agent.log'}")
-                await asyncio.sleep(0.1)
-            report["agent_start_to_node_ready_s"] = round(time.perf_counter() - started, 2)
+            processes.ready_s = await wait_node_ready(session, processes)
             await harness.ensure_namespace(session, NAMESPACE)
+            yield processes, session
+    finally:
+        processes.stop()
+        await purge_node(processes)
+
+
+async def wait_node_ready(session: aiohttp.ClientSession, processes: Processes) -> float:
+    started = time.perf_counter()
+    while True:
+        with contextlib.suppress(harness.RequestFailed):
+            node = json.loads(
+                await harness.call(session, "GET", f"/api/v1/nodes/{processes.node_name}")
+            )
+            conditions = {c["type"]: c["status"] for c in node["status"].get("conditions", [])}
+            if conditions.get("Ready") == "True":
+                return round(time.perf_counter() - started, 2)
+        if processes.agent is not None and processes.agent.poll() is not None:
+            raise SystemExit(f"the agent exited; see {processes.base / 'agent.log'}")
+        await asyncio.sleep(0.1)
+
+
+async def purge_node(processes: Processes) -> None:
+    """Remove the agent's containerd, pods, cgroups and CNI state."""
+    node = NodeRuntime(
+        node_name=processes.node_name,
+        state_dir=processes.agent_dir / "agent",
+        run_dir=default_run_dir(processes.agent_dir),
+    )
+    node.configure_network(
+        str(next(ipaddress.ip_network(processes.cluster_cidr).subnets(new_prefix=24)))
+    )
+    with contextlib.suppress(Exception):
+        await node.containerd.start()
+    await node.purge()
+
+
+async def run(arguments: argparse.Namespace) -> dict[str, Any]:
+    base = Path(tempfile.mkdtemp(prefix="timonel-podbench-"))
+    report: dict[str, Any] = {}
+    try:
+        async with agent_cluster(base) as (processes, session):
+            report.update(node=processes.node_name, cluster_cidr=processes.cluster_cidr)
+            report["agent_start_to_node_ready_s"] = processes.ready_s
             assert processes.agent is not None
             await asyncio.sleep(arguments.settle)
             report["idle_no_pods"] = idle_sample(processes.agent.pid, arguments.idle)
@@ -359,44 +407,65 @@ async def run(arguments: argparse.Namespace) -> dict[str, Any]:
             watcher.task = asyncio.create_task(watcher.run())
             try:
                 report["through_agent"] = await through_agent(
-                    session, watcher, arguments.pods, arguments.concurrent
+                    session,
+                    watcher,
+                    arguments.pods,
+                    arguments.concurrent,
+                    processes.agent.pid,
                 )
-                names = [f"idle-{i}" for i in range(arguments.concurrent)]
-                await asyncio.gather(*(create(session, name) for name in names))
-                await watcher.wait(watcher.running, names)
-                await asyncio.sleep(arguments.settle)
-                report["idle_with_pods"] = {
-                    "pods": len(names),
-                    **idle_sample(processes.agent.pid, arguments.idle),
-                }
-                await asyncio.gather(*(delete(session, name) for name in names))
-                await watcher.wait(watcher.gone, names)
             finally:
                 watcher.task.cancel()
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await watcher.task
-        report["through_cri"] = await through_cri(
-            default_run_dir(processes.agent_dir) / "containerd.sock",
-            processes.node_name,
-            base / "cri-logs",
-            arguments.pods,
-            arguments.concurrent,
-        )
+            report["through_cri"] = await through_cri(
+                default_run_dir(processes.agent_dir) / "containerd.sock",
+                processes.node_name,
+                base / "cri-logs",
+                arguments.pods,
+                arguments.concurrent,
+            )
     finally:
-        processes.stop()
-        node = NodeRuntime(
-            node_name=processes.node_name,
-            state_dir=processes.agent_dir / "agent",
-            run_dir=default_run_dir(processes.agent_dir),
-        )
-        node.configure_network(
-            str(next(ipaddress.ip_network(processes.cluster_cidr).subnets(new_prefix=24)))
-        )
-        with contextlib.suppress(Exception):
-            await node.containerd.start()
-        await node.purge()
         shutil.rmtree(base, ignore_errors=True)
+    if arguments.no_podman:
+        report["podman"] = "not measured (--no-podman)"
+    elif not podman_peer.available():
+        report["podman"] = "not measured (podman is not installed: apt-get install -y podman)"
+    else:
+        report["podman"] = await podman_peer.measure(arguments.pods, arguments.concurrent)
+    report["summary"] = summary(report)
     return report
+
+
+def summary(report: dict[str, Any]) -> dict[str, Any]:
+    """p50 / p99 (ms) of created -> running for each way, and timonel against the aims."""
+    rows: dict[str, Any] = {}
+    agent = report.get("through_agent", {})
+    cri = report.get("through_cri", {})
+    podman = report.get("podman")
+    for mode in ("sequential", "concurrent"):
+        row: dict[str, Any] = {}
+        if mode in agent:
+            latency = agent[mode]["created_to_running"]
+            row["timonel"] = (round(latency["p50_ms"]), round(latency["p99_ms"]))
+        if mode in cri:
+            latency = cri[mode]["phases_ms"]["pod start (sum)"]
+            row["cri"] = (round(latency["p50"]), round(latency["p99"]))
+        if isinstance(podman, dict) and mode in podman:
+            latency = podman[mode]["created_to_running"]
+            row["podman"] = (round(latency["p50_ms"]), round(latency["p99_ms"]))
+        if "timonel" in row and "cri" in row:
+            row["timonel_over_cri_p50"] = round(row["timonel"][0] / row["cri"][0], 2)
+            row["timonel_over_cri_p99"] = round(row["timonel"][1] / row["cri"][1], 2)
+        rows[mode] = row
+    sequential = rows.get("sequential", {})
+    if "timonel" in sequential:
+        rows["aims"] = {
+            "sequential p99 < 500 ms": sequential["timonel"][1] < 500,
+            "within 1.3x of CRI (p50)": sequential.get("timonel_over_cri_p50", 99) <= 1.3,
+            "faster than podman (p50)": "podman" not in sequential
+            or sequential["timonel"][0] < sequential["podman"][0],
+        }
+    return rows
 
 
 def main() -> None:
@@ -405,6 +474,7 @@ def main() -> None:
     parser.add_argument("--concurrent", type=int, default=20, help="pods created at once")
     parser.add_argument("--idle", type=float, default=20.0, help="seconds of idle CPU sampling")
     parser.add_argument("--settle", type=float, default=3.0, help="seconds before idle samples")
+    parser.add_argument("--no-podman", action="store_true", help="skip podman kube play")
     parser.add_argument("--json", type=Path, help="also write the report here")
     arguments = parser.parse_args()
     report = asyncio.run(run(arguments))

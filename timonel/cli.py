@@ -73,6 +73,11 @@ def _agent_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         help="this node's name; with --simulate, the prefix of the nodes' names (default sim)",
     )
     parser.add_argument(
+        "--node-ip",
+        default="",
+        help="the address this node advertises and serves on (default: the address of the default route)",
+    )
+    parser.add_argument(
         "--container-runtime-endpoint",
         default="",
         help="an existing CRI runtime (unix:///path.sock); by default the agent runs its own containerd",
@@ -118,11 +123,16 @@ def _agent_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         help="a taint every simulated node registers with (repeatable)",
     )
     parser.add_argument("--log-level", default="INFO")
+    # How often the node renews its Lease (the kubelet's 10 s), shortened by tests (hidden).
+    parser.add_argument("--heartbeat-period", type=_seconds, default=None, help=argparse.SUPPRESS)
 
 
 def _run_node_agent(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
     if not args.server or not args.token:
         parser.error("agent: --server and --token are required")
+    from timonel.agent.kubelet.process import import_http_client
+
+    import_http_client()  # first, and without the system CA bundle (see there)
     from timonel.agent.join import UntrustedServer
     from timonel.agent.kubelet.agent import AgentOptions, run_agent
 
@@ -131,7 +141,10 @@ def _run_node_agent(parser: argparse.ArgumentParser, args: argparse.Namespace) -
         data_dir=args.data_dir,
         container_runtime_endpoint=args.container_runtime_endpoint,
         private_registry=args.private_registry,
+        node_ip=args.node_ip,
     )
+    if args.heartbeat_period is not None:
+        options.heartbeat_period = args.heartbeat_period
     try:
         asyncio.run(run_agent(args.server, args.token.strip(), options))
     except UntrustedServer as exc:

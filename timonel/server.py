@@ -197,9 +197,14 @@ class ControlPlane:
             log.exception("the node agent stopped; the control plane keeps running")
 
     async def stop(self) -> None:
+        """Stop in the reverse order of dependence: the in-process components (controller
+        manager, scheduler, node agent: each waits for what it started, elections and
+        event writes included), then the listener, the API server, and the storage last,
+        so that nothing still running meets a closed store."""
         for task in self._components:
             task.cancel()
         await asyncio.gather(*self._components, return_exceptions=True)
+        self._components.clear()
         if self.listener is not None:
             await self.listener.stop()
         if self.api is not None:

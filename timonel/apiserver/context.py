@@ -63,6 +63,10 @@ class ApiResponse:
     headers: Mapping[str, str] = field(default_factory=dict)
     # A streamed body (watch): chunks written as they come.
     stream: AsyncIterator[bytes] | None = None
+    # The same watch as decoded (type, object) events, for callers in this process that
+    # would only parse `stream` again. Take one of the two, never both. The objects are
+    # shared with the watch cache and every other watcher: read-only.
+    events: AsyncIterator[tuple[str, Any]] | None = None
 
 
 def json_response(value: Any, status: int = 200, content_type: str = JSON) -> ApiResponse:

@@ -17,7 +17,8 @@ import asyncio
 import base64
 import copy
 import random
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
+from contextvars import ContextVar
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -44,6 +45,7 @@ from timonel.apiserver.store import (
     meta_of,
 )
 from timonel.apiserver.tables import TABLE_CONTENT_TYPE, table
+from timonel.apiserver.watchcache import CacheEvent
 from timonel.kinds.base import Strategy
 from timonel.patch import jsonpatch, managedfields, mergepatch, strategic
 from timonel.schema import fields as schema_fields
@@ -56,6 +58,15 @@ _PATCH_RETRIES = 10
 _GENERATE_NAME_RETRIES = 8
 _WATCH_MIN_TIMEOUT = 1800.0
 _BOOKMARK_INTERVAL = 10.0
+
+
+# Whether the update being decided started from the watch cache's object.
+_FROM_CACHE: ContextVar[bool] = ContextVar("update_from_watch_cache", default=False)
+
+
+class _CachedStateUnchanged(Exception):
+    """An update that would write nothing, decided on the watch cache's object: decide
+    again on the stored one, which may be newer."""
 
 
 # -- helpers shared by the verbs ------------------------------------------------------
@@ -346,7 +357,12 @@ class ResourceHandlers:
             bookmark_interval=_BOOKMARK_INTERVAL if bookmarks else None,
         )
 
-        async def stream() -> AsyncIterator[bytes]:
+        # The encoded form of a cache event is the same for every watcher of this
+        # resource version (Tables are per watcher: only the first has the columns).
+        encoding_key = (strategy.group, strategy.version) if strategy.storage_resource else None
+
+        async def produce() -> AsyncGenerator[tuple[str, Any, CacheEvent | None]]:
+            """(type, object, the cache event when its encoding can be shared)."""
             first_table = True
             deadline = asyncio.get_running_loop().time() + timeout
             try:
@@ -359,38 +375,58 @@ class ResourceHandlers:
                     except (TimeoutError, StopAsyncIteration):
                         return
                     if event.type == "BOOKMARK":
-                        obj: Any = {
+                        bookmark = {
                             "kind": strategy.kind,
                             "apiVersion": strategy.api_version,
                             "metadata": {"resourceVersion": str(event.revision)},
                         }
-                    else:
-                        obj = (
-                            store.to_api(event.object)
-                            if strategy.storage_resource
-                            else event.object
+                        yield event.type, bookmark, None
+                        continue
+                    obj: Any = (
+                        store.to_api(event.object) if strategy.storage_resource else event.object
+                    )
+                    if as_table:
+                        obj = table(
+                            strategy,
+                            [obj],
+                            include=include,
+                            resource_version=str(event.revision),
+                            with_columns=first_table,
                         )
-                        if as_table:
-                            obj = table(
-                                strategy,
-                                [obj],
-                                include=include,
-                                resource_version=str(event.revision),
-                                with_columns=first_table,
-                            )
-                            first_table = False
-                    yield orjson.dumps({"type": event.type, "object": obj}) + b"\n"
+                        first_table = False
+                        yield event.type, obj, None
+                    else:
+                        yield event.type, obj, event
             except errors.StatusError as exc:
-                yield self._watch_error(exc)
+                yield "ERROR", exc.status(), None
             finally:
                 events.close()
 
-        content_type = TABLE_CONTENT_TYPE if as_table else "application/json"
-        return ApiResponse(200, content_type=content_type, stream=stream())
+        produced = produce()
 
-    @staticmethod
-    def _watch_error(error: errors.StatusError) -> bytes:
-        return orjson.dumps({"type": "ERROR", "object": error.status()}) + b"\n"
+        async def stream() -> AsyncIterator[bytes]:
+            try:
+                async for type_, obj, source in produced:
+                    if source is None:
+                        yield orjson.dumps({"type": type_, "object": obj}) + b"\n"
+                        continue
+                    line = source.encoded.get(encoding_key)
+                    if line is None:
+                        line = orjson.dumps({"type": type_, "object": obj}) + b"\n"
+                        source.encoded[encoding_key] = line
+                    yield line
+            finally:
+                await produced.aclose()
+
+        async def decoded() -> AsyncIterator[tuple[str, Any]]:
+            try:
+                async for type_, obj, _ in produced:
+                    yield type_, obj
+            finally:
+                await produced.aclose()
+
+        content_type = TABLE_CONTENT_TYPE if as_table else "application/json"
+        return ApiResponse(200, content_type=content_type, stream=stream(), events=decoded())
 
     # -- writing ----------------------------------------------------------------------
 
@@ -582,17 +618,38 @@ class ResourceHandlers:
     ) -> ApiResponse:
         """Read the object, let `write` produce and store its successor, and start over
         while concurrent writes win the race. A resourceVersion the client gave makes a
-        lost race (or a stale read) a 409 instead."""
+        lost race (or a stale read) a 409 instead.
+
+        The first attempt starts from the watch cache's object (shared: `write` must not
+        change it), as kube-apiserver's cacher suggests its cached object to a guaranteed
+        update. The cache may be behind storage, so anything decided on it (a lost race, a
+        precondition or a refusal) is decided again on the stored object."""
         strategy = store.strategy
+        cached = store.cache.get(store.cache_key(namespace, name))
         for _ in range(_PATCH_RETRIES):
-            current, revision = await store.read_optional(namespace, name)
+            current: Object | None
+            if cached is not None:
+                current = store.to_api(cached)
+                revision = int(cached["metadata"]["resourceVersion"])
+            else:
+                current, revision = await store.read_optional(namespace, name)
             if current is not None and precondition and precondition != str(revision):
+                if cached is not None:
+                    cached = None
+                    continue
                 raise errors.conflict(strategy.plural, strategy.group, name)
+            token = _FROM_CACHE.set(cached is not None)
             try:
                 return await write(current, revision)
             except RevisionMismatch:
-                if precondition:
+                if precondition and cached is None:
                     raise errors.conflict(strategy.plural, strategy.group, name) from None
+            except (errors.StatusError, _CachedStateUnchanged):
+                if cached is None:
+                    raise
+            finally:
+                _FROM_CACHE.reset(token)
+            cached = None
         raise errors.conflict(strategy.plural, strategy.group, name)
 
     async def update_object(
@@ -681,7 +738,11 @@ class ResourceHandlers:
         current_rv = old_meta.get("resourceVersion")
         unchanged_candidate = dict(new)
         unchanged_candidate["metadata"] = {**meta, "resourceVersion": current_rv}
-        if unchanged_candidate == current or _same_ignoring_time(new, current):
+        unchanged = unchanged_candidate == current or _same_ignoring_time(new, current)
+        if (unchanged or dry_run) and _FROM_CACHE.get():
+            # Nothing is written, so no lost race would show that `current` was behind.
+            raise _CachedStateUnchanged
+        if unchanged:
             return current, 200
         if dry_run:
             meta["resourceVersion"] = current_rv
@@ -790,7 +851,9 @@ class ResourceHandlers:
         strategy: Strategy,
         subresource: str,
     ) -> Object:
-        original = copy.deepcopy(current)
+        # `current` is decoded JSON (storage or the watch cache): a round trip copies it
+        # faster than deepcopy.
+        original = orjson.loads(orjson.dumps(current))
         if patch_type is PatchType.JSON:
             result = jsonpatch.apply_json_patch(original, patch)
         elif patch_type is PatchType.MERGE:

@@ -5,9 +5,13 @@ as for a remote client; only the network is skipped."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Mapping
+from typing import Any
 
+import orjson
 from multidict import CIMultiDict
 
+from timonel.api.errors import StatusError
+from timonel.api.objects import Object
 from timonel.apiserver.context import ApiRequest
 from timonel.apiserver.server import ApiServer
 from timonel.client.transport import Query, RawResponse, StreamRefused, as_multidict
@@ -68,5 +72,52 @@ class InProcessTransport:
             if close is not None:
                 await close()
 
+    async def watch_events(
+        self, path: str, *, query: Query | None = None, headers: Mapping[str, str] | None = None
+    ) -> AsyncIterator[tuple[str, Object]]:
+        """A watch as decoded (type, object) events: what `stream` yields, without
+        encoding and parsing it again. The objects are the watch cache's own, shared with
+        every other watcher: callers must copy before changing anything. A refused watch
+        raises the StatusError the server answered with."""
+        response = await self.api.handle(self._request("GET", path, query, None, headers))
+        if response.events is not None:
+            events = response.events
+            try:
+                async for event in events:
+                    yield event
+            finally:
+                await _close(events)
+            return
+        if response.stream is None:
+            raise _status_error(response.status, response.body)
+        stream = response.stream
+        try:
+            async for chunk in stream:
+                event = orjson.loads(chunk)
+                yield event["type"], event["object"]
+        finally:
+            await _close(stream)
+
     async def close(self) -> None:
         return None
+
+
+def _status_error(code: int, body: bytes) -> StatusError:
+    try:
+        status = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        status = None
+    if isinstance(status, dict) and status.get("kind") == "Status":
+        return StatusError(
+            int(status.get("code") or code),
+            str(status.get("reason", "")),
+            str(status.get("message", "")),
+            details=status.get("details"),
+        )
+    return StatusError(code, "", body[:200].decode(errors="replace"))
+
+
+async def _close(iterator: AsyncIterator[Any]) -> None:
+    close = getattr(iterator, "aclose", None)
+    if close is not None:
+        await close()

@@ -50,8 +50,8 @@ from timonel.kinds.apiextensions.custom import custom_resource_strategies
 from timonel.kinds.base import Strategy
 from timonel.kinds.core import pod as pod_kind
 from timonel.kinds.registry import ResourceRegistry
-from timonel.patch import jsonpatch, managedfields, mergepatch
-from timonel.schema import openapi
+from timonel.patch import jsonpatch, mergepatch
+from timonel.schema import openapi, openapiv2
 from timonel.schema.definitions import SchemaNode, kubernetes_definitions
 from timonel.storage.interface import KeyNotFound, RevisionMismatch, Storage
 
@@ -358,6 +358,7 @@ class ApiServer:
                 "/healthz",
                 "/livez",
                 "/metrics",
+                "/openapi/v2",
                 "/openapi/v3",
                 "/readyz",
                 "/version",
@@ -373,7 +374,14 @@ class ApiServer:
         )
 
     def _openapi(self, request: ApiRequest, path: str) -> ApiResponse:
-        if path == "/openapi/v3":
+        content_type = "application/json"
+        if path == "/openapi/v2":
+            as_json, as_protobuf, tag = self.openapi.swagger()
+            if openapiv2.wants_protobuf(request.headers.get("Accept")):
+                body, content_type = as_protobuf, openapiv2.PROTOBUF_CONTENT_TYPE
+            else:
+                body = as_json
+        elif path == "/openapi/v3":
             body, tag = self.openapi.root()
         elif path.startswith("/openapi/v3/"):
             found = self.openapi.document(path.removeprefix("/openapi/v3/"))
@@ -388,8 +396,8 @@ class ApiServer:
             )
         etag = f'"{tag}"'
         if request.headers.get("If-None-Match") == etag:
-            return ApiResponse(304, b"", "application/json", {"ETag": etag})
-        return ApiResponse(200, body, "application/json", {"ETag": etag})
+            return ApiResponse(304, b"", content_type, {"ETag": etag})
+        return ApiResponse(200, body, content_type, {"ETag": etag})
 
     # -- resources --------------------------------------------------------------------
 
@@ -545,29 +553,36 @@ class ApiServer:
     async def _bind(
         self, request: ApiRequest, info: RequestInfo, store: ResourceStore
     ) -> ApiResponse:
-        """Set a pod's node. Binding is not an update of the pod: no strategy runs, only
-        the rule that a pod is bound once (as kube-apiserver's BindingREST)."""
+        """Set a pod's node. Binding is not an update of the pod: no strategy, validation
+        or field manager runs, only the rule that a pod is bound once (as kube-apiserver's
+        BindingREST, a guaranteed update in storage). The first attempt starts from the
+        watch cache's copy of the pod, as kube-apiserver's cacher suggests its cached
+        object; a lost race or a refusal based on that copy is retried from storage."""
         binding = decode_object(request.body, request.headers.get("Content-Type"))
-        manager = request.param("fieldManager") or "kube-scheduler"
+        key = store.key(info.namespace, info.name)
+        cached = store.cache.get(store.cache_key(info.namespace, info.name))
         for _ in range(10):
-            current, revision = await store.read(info.namespace, info.name)
-            new = pod_kind.bind_pod(copy.deepcopy(current), binding)
-            new["metadata"].pop("resourceVersion", None)
-            managedfields.record_update(
-                current,
-                new,
-                manager=manager,
-                api_version="v1",
-                schema=self.schema_for(store.strategy),
-                subresource="binding",
-            )
+            if cached is not None:
+                current, revision = cached, int(cached["metadata"]["resourceVersion"])
+            else:
+                current, revision = await store.read(info.namespace, info.name)
             try:
-                await self.storage.update(
-                    store.key(info.namespace, info.name),
-                    encode_for_storage(new),
-                    expected_revision=revision,
-                )
+                new = pod_kind.bind_pod(copy_for_binding(current), binding)
+            except errors.StatusError:
+                if cached is None:
+                    raise
+                cached = None  # the cache may be behind: decide on the stored pod
+                continue
+            new["metadata"].pop("resourceVersion", None)
+            try:
+                await self.storage.update(key, encode_for_storage(new), expected_revision=revision)
             except RevisionMismatch:
+                cached = None
+                continue
+            except KeyNotFound:
+                if cached is None:
+                    raise
+                cached = None  # gone since the cache saw it: the stored state answers
                 continue
             return json_response(success_status(), 201)
         raise errors.conflict("pods", "", info.name)
@@ -652,6 +667,23 @@ _CREATE_SUBRESOURCES: dict[tuple[str, str, str], _SubresourceAction] = {
     ("", "pods", "eviction"): ApiServer._evict,
     ("", "serviceaccounts", "token"): ApiServer._token,
 }
+
+
+def copy_for_binding(pod: Object) -> Object:
+    """A copy of `pod` that `bind_pod` may change without touching `pod`: only what it
+    writes (metadata and its annotations, spec, status and its conditions list) is copied,
+    the rest is shared with `pod`."""
+    copied = dict(pod)
+    meta = dict(pod.get("metadata") or {})
+    if isinstance(meta.get("annotations"), dict):
+        meta["annotations"] = dict(meta["annotations"])
+    copied["metadata"] = meta
+    copied["spec"] = dict(pod.get("spec") or {})
+    status = dict(pod.get("status") or {})
+    if isinstance(status.get("conditions"), list):
+        status["conditions"] = list(status["conditions"])
+    copied["status"] = status
+    return copied
 
 
 def scale_of(obj: Object, strategy: Strategy) -> Object:

@@ -38,8 +38,8 @@ import itertools
 import logging
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
-from typing import Final, Literal, NamedTuple
+from dataclasses import dataclass, field
+from typing import Any, Final, Literal, NamedTuple
 
 from timonel.api.errors import StatusError
 from timonel.api.objects import Object
@@ -103,6 +103,8 @@ class CacheEvent:
     type: CacheEventType
     object: Object
     revision: int
+    # The event as sent on the wire, by encoding: encoded once, written to every watcher.
+    encoded: dict[Any, bytes] = field(default_factory=dict, compare=False, repr=False)
 
 
 class CacheList(NamedTuple):

@@ -14,13 +14,15 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-from collections.abc import Callable, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from typing import Protocol, runtime_checkable
 
 from timonel.api.errors import StatusError
 from timonel.api.objects import Object, ObjectKey, object_key
 from timonel.client.resources import Resource
-from timonel.client.rest import ApiClient
+from timonel.client.rest import ApiClient, WatchEvent
+from timonel.client.transport import Query
 
 log = logging.getLogger(__name__)
 
@@ -192,14 +194,7 @@ class Informer:
     async def _watch(self) -> bool:
         """One watch request; True to watch again from where it ended, False to relist."""
         try:
-            async for event in self.client.watch(
-                self.resource,
-                self.namespace,
-                resource_version=self._resource_version,
-                label_selector=self.label_selector,
-                field_selector=self.field_selector,
-                timeout_seconds=random.randint(300, 600),
-            ):
+            async for event in self._events(timeout_seconds=random.randint(300, 600)):
                 rv = (event.object.get("metadata") or {}).get("resourceVersion", "")
                 if event.type == "ERROR":
                     return False
@@ -219,6 +214,33 @@ class Informer:
                 return False
             raise
         return True
+
+    def _events(self, *, timeout_seconds: int) -> AsyncIterator[WatchEvent]:
+        """One watch request's events. Inside the server (a transport with
+        `watch_events`) they arrive decoded: the watch cache's objects themselves, shared
+        and read-only as everything in the indexer already is."""
+        transport = self.client.transport
+        if not isinstance(transport, DecodedWatchTransport):
+            return self.client.watch(
+                self.resource,
+                self.namespace,
+                resource_version=self._resource_version,
+                label_selector=self.label_selector,
+                field_selector=self.field_selector,
+                timeout_seconds=timeout_seconds,
+            )
+        query: dict[str, str | list[str]] = {
+            "watch": "true",
+            "allowWatchBookmarks": "true",
+            "timeoutSeconds": str(timeout_seconds),
+        }
+        if self._resource_version:
+            query["resourceVersion"] = self._resource_version
+        if self.label_selector:
+            query["labelSelector"] = self.label_selector
+        if self.field_selector:
+            query["fieldSelector"] = self.field_selector
+        return _decoded_events(transport, self.resource.path(self.namespace), query)
 
     def _apply(self, obj: Object) -> None:
         old = self.indexer.put(obj)
@@ -251,6 +273,28 @@ class Informer:
             handler(*args)
         except Exception:
             log.exception("informer %s handler failed", self.resource.plural)
+
+
+@runtime_checkable
+class DecodedWatchTransport(Protocol):
+    """A transport that hands watch events over as objects (the in-process one)."""
+
+    def watch_events(
+        self, path: str, *, query: Query | None = None, headers: Mapping[str, str] | None = None
+    ) -> AsyncIterator[tuple[str, Object]]: ...
+
+
+async def _decoded_events(
+    transport: DecodedWatchTransport, path: str, query: Query
+) -> AsyncIterator[WatchEvent]:
+    events = transport.watch_events(path, query=query)
+    try:
+        async for type_, obj in events:
+            yield WatchEvent(type_, obj)
+    finally:
+        close = getattr(events, "aclose", None)
+        if close is not None:
+            await close()
 
 
 class InformerFactory:

@@ -48,10 +48,16 @@ class LeaderElector:
             log.info("%s became leader of %s", self.identity, self.name)
             leading = asyncio.create_task(lead())
             renewing = asyncio.create_task(self._renew_until_lost())
-            done, _ = await asyncio.wait({leading, renewing}, return_when=asyncio.FIRST_COMPLETED)
-            for task in (leading, renewing):
-                task.cancel()
-            await asyncio.gather(leading, renewing, return_exceptions=True)
+            try:
+                done, _ = await asyncio.wait(
+                    {leading, renewing}, return_when=asyncio.FIRST_COMPLETED
+                )
+            finally:
+                # Also when this election is cancelled: whoever stops it expects the
+                # component it leads to have stopped too.
+                for task in (leading, renewing):
+                    task.cancel()
+                await asyncio.gather(leading, renewing, return_exceptions=True)
             if leading in done and not leading.cancelled() and leading.exception() is None:
                 return
             log.warning("%s lost leadership of %s", self.identity, self.name)

@@ -31,7 +31,7 @@ from timonel.client.resources import CRONJOBS, JOBS
 from timonel.controllers.base import Controller, Requeue
 from timonel.controllers.job import is_finished
 from timonel.controllers.manager import ControllerContext
-from timonel.controllers.ownership import controller_of, controller_reference
+from timonel.controllers.ownership import cached_controller, controller_of, controller_reference
 from timonel.controllers.pods import meta, timestamp
 from timonel.controllers.workloads import namespace_terminating, with_kind
 from timonel.kinds.batch.cron import CronError, Schedule, load_time_zone, parse_schedule
@@ -298,13 +298,7 @@ class CronJobController(Controller):
         self.queue.add(object_key(cj))
 
     def _owner(self, job: Object) -> Object | None:
-        reference = controller_of(job)
-        if reference is None or reference.get("kind") != KIND:
-            return None
-        cj = self.cronjobs.get(f"{meta(job).get('namespace', '')}/{reference.get('name', '')}")
-        if cj is None or meta(cj).get("uid") != reference.get("uid"):
-            return None
-        return cj
+        return cached_controller(job, KIND, self.cronjobs)
 
     def _on_job(self, job: Object) -> None:
         cj = self._owner(job)

@@ -32,6 +32,9 @@ from timonel.controllers.base import Controller, Requeue
 from timonel.controllers.expectations import Expectations
 from timonel.controllers.history import (
     REVISION_HASH_LABEL,
+    claim_revisions,
+    create_revision,
+    delete_revisions,
     hash_template,
     new_revision,
     next_revision_number,
@@ -43,6 +46,7 @@ from timonel.controllers.history import (
 from timonel.controllers.manager import ControllerContext
 from timonel.controllers.ownership import (
     ControllerRefManager,
+    cached_controller,
     controller_of,
     controller_reference,
     recheck_owner,
@@ -667,13 +671,7 @@ class DaemonSetController(Controller):
         self.queue.add(object_key(ds))
 
     def _owner(self, obj: Object) -> Object | None:
-        reference = controller_of(obj)
-        if reference is None or reference.get("kind") != KIND:
-            return None
-        ds = self.daemonsets.get(f"{meta(obj).get('namespace', '')}/{reference.get('name', '')}")
-        if ds is None or meta(ds).get("uid") != reference.get("uid"):
-            return None
-        return ds
+        return cached_controller(obj, KIND, self.daemonsets)
 
     def _selecting(self, pod: Object) -> list[Object]:
         namespace = meta(pod).get("namespace", "")
@@ -947,19 +945,8 @@ class DaemonSetController(Controller):
     # -- history ------------------------------------------------------------------------
 
     async def _controlled_revisions(self, ds: Object) -> list[Object]:
-        namespace = meta(ds).get("namespace", "")
-        selector = (ds.get("spec") or {}).get("selector")
-        manager = ControllerRefManager(
-            self.client,
-            CONTROLLERREVISIONS,
-            ds,
-            controller_reference(ds, API_VERSION, KIND),
-            recheck_owner(self.client, DAEMONSETS, ds),
-        )
-        candidates = self.revisions.indexer.by_index("namespace", namespace)
-        return await manager.claim(
-            candidates, lambda r: selector_matches(selector, meta(r).get("labels"))
-        )
+        candidates = self.revisions.indexer.by_index("namespace", meta(ds).get("namespace", ""))
+        return await claim_revisions(self.client, ds, DAEMONSETS, KIND, candidates)
 
     async def _construct_history(self, ds: Object) -> tuple[Object, list[Object]]:
         """constructHistory: the revision of the current template (made if missing, with
@@ -1001,13 +988,7 @@ class DaemonSetController(Controller):
                     {"metadata": {"labels": {REVISION_HASH_LABEL: keep_hash}}},
                     str(meta(pod).get("namespace", "")),
                 )
-        try:
-            await self.client.delete(
-                CONTROLLERREVISIONS, str(meta(duplicate)["name"]), str(meta(duplicate)["namespace"])
-            )
-        except StatusError as error:
-            if error.code != 404:
-                raise
+        await delete_revisions(self.client, [duplicate])
 
     async def _snapshot(self, ds: Object, number: int) -> Object:
         hash_value = daemonset_hash(ds)
@@ -1022,13 +1003,10 @@ class DaemonSetController(Controller):
         )
         namespace = str(meta(ds).get("namespace", ""))
         try:
-            return await self.client.create(CONTROLLERREVISIONS, revision, namespace)
+            return await create_revision(self.client, revision)
         except StatusError as error:
             if error.code != 409:
                 raise
-            existing = await self.client.get(CONTROLLERREVISIONS, name, namespace)
-            if same_data(existing, revision["data"]):
-                return existing
             # A different template hashed to the same name: bump the collision count
             # (unless another sync already did) and try again with a new hash.
             fresh = await self.client.get(DAEMONSETS, str(meta(ds)["name"]), namespace)
@@ -1052,13 +1030,4 @@ class DaemonSetController(Controller):
             for pod in pods
             if (meta(pod).get("labels") or {}).get(REVISION_HASH_LABEL)
         }
-        for revision in plan_history_cleanup(old, live, limit):
-            try:
-                await self.client.delete(
-                    CONTROLLERREVISIONS,
-                    str(meta(revision)["name"]),
-                    str(meta(revision)["namespace"]),
-                )
-            except StatusError as error:
-                if error.code != 404:
-                    raise
+        await delete_revisions(self.client, plan_history_cleanup(old, live, limit))

@@ -29,13 +29,12 @@ from timonel.controllers.podendpoints import (
     find_port,
     format_time,
     is_service_ip_set,
+    pod_address_fields,
     pod_ip_for_family,
     pod_ips,
-    pod_reference,
     service_ip_family,
     service_selector,
     should_pod_be_in_endpoints,
-    should_set_hostname,
 )
 from timonel.controllers.pods import is_ready, meta
 
@@ -61,14 +60,7 @@ def endpoint_address(service: Object, pod: Object) -> Address | None:
     ip = pod_ip_for_family(pod, service_ip_family(service, pod))
     if ip is None:
         return None
-    address: Address = {"ip": ip}
-    spec = pod.get("spec") or {}
-    if should_set_hostname(pod, service):
-        address["hostname"] = spec["hostname"]
-    if spec.get("nodeName"):
-        address["nodeName"] = spec["nodeName"]
-    address["targetRef"] = pod_reference(pod)
-    return address
+    return {"ip": ip, **pod_address_fields(pod, service)}
 
 
 def endpoint_port(service_port: dict[str, Any], number: int) -> Port:

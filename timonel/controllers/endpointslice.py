@@ -37,11 +37,10 @@ from timonel.controllers.podendpoints import (
     find_port,
     format_time,
     is_service_ip_set,
+    pod_address_fields,
     pod_ip_for_family,
-    pod_reference,
     service_selector,
     should_pod_be_in_endpoints,
-    should_set_hostname,
 )
 from timonel.controllers.pods import is_ready, meta
 
@@ -114,24 +113,16 @@ def pod_endpoint(pod: Object, node: Object | None, service: Object, address_type
     terminating = bool(meta(pod).get("deletionTimestamp"))
     publish = bool((service.get("spec") or {}).get("publishNotReadyAddresses"))
     ip = pod_ip_for_family(pod, address_type)
-    endpoint: Endpoint = {
+    zone = (meta(node).get("labels") or {}).get(ZONE_LABEL) if node is not None else None
+    return {
         "addresses": [ip] if ip else [],
         "conditions": {
             "ready": publish or (serving and not terminating),
             "serving": serving,
             "terminating": terminating,
         },
+        **pod_address_fields(pod, service, zone),
     }
-    if should_set_hostname(pod, service):
-        endpoint["hostname"] = (pod.get("spec") or {})["hostname"]
-    node_name = (pod.get("spec") or {}).get("nodeName")
-    if node_name:
-        endpoint["nodeName"] = node_name
-    zone = (meta(node).get("labels") or {}).get(ZONE_LABEL) if node is not None else None
-    if zone:
-        endpoint["zone"] = zone
-    endpoint["targetRef"] = pod_reference(pod)
-    return endpoint
 
 
 def endpoint_identity(endpoint: Endpoint) -> tuple[Any, ...]:

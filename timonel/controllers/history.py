@@ -1,5 +1,6 @@
 """ControllerRevisions: the template history DaemonSets and StatefulSets keep (kube's
-pkg/controller/history and the revision code of both controllers).
+pkg/controller/history and the revision code of both controllers): pure functions over
+revisions, then the few API calls both controllers make on them.
 
 A revision's `data` is a patch that replaces `spec.template`; two revisions are the same
 when their data serialise to the same bytes. Names are `<owner>-<hash>`, where the hash
@@ -12,11 +13,16 @@ from __future__ import annotations
 import copy
 import json
 import struct
+from collections.abc import Iterable
 from typing import Any
 
+from timonel.api.errors import StatusError
 from timonel.api.objects import Object, parse_rfc3339
-from timonel.controllers.ownership import controller_reference
+from timonel.client.resources import CONTROLLERREVISIONS, Resource
+from timonel.client.rest import ApiClient
+from timonel.controllers.ownership import ControllerRefManager, controller_reference, recheck_owner
 from timonel.controllers.pods import meta
+from timonel.controllers.workloads import selector_matches
 
 REVISION_HASH_LABEL = "controller-revision-hash"
 _SAFE_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"
@@ -161,3 +167,56 @@ def apply_revision(owner: Object, revision: Object) -> Object:
     template.pop("$patch", None)
     restored.setdefault("spec", {})["template"] = template
     return restored
+
+
+# -- through the API -----------------------------------------------------------------------
+
+
+async def claim_revisions(
+    client: ApiClient,
+    owner: Object,
+    owner_resource: Resource,
+    kind: str,
+    candidates: Iterable[Object],
+) -> list[Object]:
+    """The revisions `owner` controls among `candidates` (its namespace's), after adopting
+    the orphans its selector matches and releasing those it no longer matches."""
+    selector = (owner.get("spec") or {}).get("selector")
+    manager = ControllerRefManager(
+        client,
+        CONTROLLERREVISIONS,
+        owner,
+        controller_reference(owner, "apps/v1", kind),
+        recheck_owner(client, owner_resource, owner),
+    )
+    return await manager.claim(
+        list(candidates), lambda r: selector_matches(selector, meta(r).get("labels"))
+    )
+
+
+async def create_revision(client: ApiClient, revision: Object) -> Object:
+    """Store `revision`, or return the stored one of its name when that holds the same
+    data. A name already holding other data (a hash collision) raises the 409."""
+    name = str(meta(revision)["name"])
+    namespace = str(meta(revision).get("namespace", ""))
+    try:
+        return await client.create(CONTROLLERREVISIONS, revision, namespace)
+    except StatusError as error:
+        if error.code != 409:
+            raise
+        existing = await client.get(CONTROLLERREVISIONS, name, namespace)
+        if same_data(existing, revision.get("data")):
+            return existing
+        raise
+
+
+async def delete_revisions(client: ApiClient, revisions: Iterable[Object]) -> None:
+    """Delete each revision; one already gone is fine."""
+    for revision in revisions:
+        try:
+            await client.delete(
+                CONTROLLERREVISIONS, str(meta(revision)["name"]), str(meta(revision)["namespace"])
+            )
+        except StatusError as error:
+            if error.code != 404:
+                raise

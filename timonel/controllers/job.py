@@ -35,6 +35,7 @@ from timonel.controllers.expectations import Expectations
 from timonel.controllers.manager import ControllerContext
 from timonel.controllers.ownership import (
     ControllerRefManager,
+    cached_controller,
     controller_of,
     controller_reference,
     recheck_owner,
@@ -693,13 +694,7 @@ class JobController(Controller):
         self.queue.add(ORPHAN_PREFIX + object_key(pod))
 
     def _owner(self, obj: Object) -> Object | None:
-        reference = controller_of(obj)
-        if reference is None or reference.get("kind") != KIND:
-            return None
-        job = self.jobs.get(f"{meta(obj).get('namespace', '')}/{reference.get('name', '')}")
-        if job is None or meta(job).get("uid") != reference.get("uid"):
-            return None
-        return job
+        return cached_controller(obj, KIND, self.jobs)
 
     def _selecting(self, pod: Object) -> list[Object]:
         return [

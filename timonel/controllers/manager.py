@@ -63,11 +63,14 @@ class ControllerManager:
 
     async def _lead(self) -> None:
         factory = InformerFactory(self.client, transform=strip_managed_fields)
+        recorders: list[EventRecorder] = []
+
+        def recorder(component: str) -> EventRecorder:
+            recorders.append(EventRecorder(self.client, component))
+            return recorders[-1]
+
         context = ControllerContext(
-            client=self.client,
-            informers=factory,
-            recorder=lambda component: EventRecorder(self.client, component),
-            options=self.options,
+            client=self.client, informers=factory, recorder=recorder, options=self.options
         )
         controllers = [make(context) for make in self.factories.values()]
         factory.start()
@@ -80,3 +83,4 @@ class ControllerManager:
             )
         finally:
             await factory.stop()
+            await asyncio.gather(*(r.close() for r in recorders))

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from enum import Enum
-from typing import Any
+from typing import Any, Protocol
 
 from timonel.api.errors import StatusError
 from timonel.api.objects import Object
@@ -28,6 +28,24 @@ def controller_of(obj: Object) -> dict[str, Any] | None:
         if isinstance(reference, dict) and reference.get("controller") is True:
             return reference
     return None
+
+
+class OwnerLookup(Protocol):
+    """Where owners are looked up by `namespace/name` (an informer)."""
+
+    def get(self, key: str) -> Object | None: ...
+
+
+def cached_controller(obj: Object, kind: str, owners: OwnerLookup) -> Object | None:
+    """resolveControllerRef: the `kind` object in `owners` that controls `obj`; None when
+    there is none, or when the one of that name is a newer object (another uid)."""
+    reference = controller_of(obj)
+    if reference is None or reference.get("kind") != kind:
+        return None
+    owner = owners.get(f"{meta(obj).get('namespace', '')}/{reference.get('name', '')}")
+    if owner is None or meta(owner).get("uid") != reference.get("uid"):
+        return None
+    return owner
 
 
 def controller_reference(owner: Object, api_version: str, kind: str) -> dict[str, Any]:

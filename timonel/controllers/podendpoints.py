@@ -138,6 +138,21 @@ def pod_reference(pod: Object) -> dict[str, str]:
     }
 
 
+def pod_address_fields(pod: Object, service: Object, zone: str | None = None) -> dict[str, Any]:
+    """Where a pod's address points, as Endpoints addresses and EndpointSlice endpoints both
+    carry it: hostname (when the Service publishes it), nodeName, zone, targetRef."""
+    spec = pod.get("spec") or {}
+    fields: dict[str, Any] = {}
+    if should_set_hostname(pod, service):
+        fields["hostname"] = spec["hostname"]
+    if spec.get("nodeName"):
+        fields["nodeName"] = spec["nodeName"]
+    if zone:
+        fields["zone"] = zone
+    fields["targetRef"] = pod_reference(pod)
+    return fields
+
+
 def format_time(moment: datetime) -> str:
     """time.RFC3339Nano in UTC, as kube writes the trigger-time annotation."""
     text = moment.strftime("%Y-%m-%dT%H:%M:%S")

@@ -13,6 +13,7 @@ from timonel.controllers.endpointslice import EndpointSliceController
 from timonel.controllers.garbagecollector import GarbageCollector
 from timonel.controllers.job import JobController
 from timonel.controllers.namespace import NamespaceController
+from timonel.controllers.nodedns import NodeDnsEndpointsController
 from timonel.controllers.nodeipam import NodeIpamController
 from timonel.controllers.nodelifecycle import NodeLifecycleController
 from timonel.controllers.replicaset import ReplicaSetController
@@ -46,4 +47,5 @@ CONTROLLERS: dict[str, ControllerFactory] = {
     DisruptionController.name: DisruptionController,
     ResourceQuotaController.name: ResourceQuotaController,
     ServiceLBController.name: ServiceLBController,
+    NodeDnsEndpointsController.name: NodeDnsEndpointsController,
 }

@@ -31,6 +31,9 @@ from timonel.controllers.base import Controller, Requeue
 from timonel.controllers.history import (
     REVISION_HASH_LABEL,
     apply_revision,
+    claim_revisions,
+    create_revision,
+    delete_revisions,
     equal_revisions,
     hash_revision_data,
     new_revision,
@@ -42,6 +45,7 @@ from timonel.controllers.history import (
 from timonel.controllers.manager import ControllerContext
 from timonel.controllers.ownership import (
     ControllerRefManager,
+    cached_controller,
     controller_of,
     controller_reference,
     recheck_owner,
@@ -594,13 +598,7 @@ class StatefulSetController(Controller):
         self.queue.add(object_key(sts))
 
     def _owner(self, obj: Object) -> Object | None:
-        reference = controller_of(obj)
-        if reference is None or reference.get("kind") != KIND:
-            return None
-        sts = self.sets.get(f"{meta(obj).get('namespace', '')}/{reference.get('name', '')}")
-        if sts is None or meta(sts).get("uid") != reference.get("uid"):
-            return None
-        return sts
+        return cached_controller(obj, KIND, self.sets)
 
     def _on_owned(self, obj: Object) -> None:
         sts = self._owner(obj)
@@ -631,14 +629,15 @@ class StatefulSetController(Controller):
         sts = with_kind(copy.deepcopy(shared), API_VERSION, KIND)
         namespace = str(meta(sts).get("namespace", ""))
         selector = (sts.get("spec") or {}).get("selector")
+        revisions = await claim_revisions(
+            self.client,
+            sts,
+            STATEFULSETS,
+            KIND,
+            self.revisions.indexer.by_index("namespace", namespace),
+        )
         reference = controller_reference(sts, API_VERSION, KIND)
         can_adopt = recheck_owner(self.client, STATEFULSETS, sts)
-        revisions = await ControllerRefManager(
-            self.client, CONTROLLERREVISIONS, sts, reference, can_adopt
-        ).claim(
-            self.revisions.indexer.by_index("namespace", namespace),
-            lambda r: selector_matches(selector, meta(r).get("labels")),
-        )
         pods = await ControllerRefManager(self.client, PODS, sts, reference, can_adopt).claim(
             self.pods.indexer.by_index("namespace", namespace),
             lambda p: selector_matches(selector, meta(p).get("labels")) and is_member_of(sts, p),
@@ -686,7 +685,6 @@ class StatefulSetController(Controller):
         """getStatefulSetRevisions: (current, update, collision count). The update revision
         is the current template's: the newest revision if it already is, an older equal
         one renumbered (a rollback), or a new one."""
-        namespace = str(meta(sts).get("namespace", ""))
         collision = _int_field((sts.get("status") or {}).get("collisionCount"), 0)
         number = next_revision_number(revisions)
         data = template_patch(sts)
@@ -702,17 +700,11 @@ class StatefulSetController(Controller):
             while True:
                 candidate = self._revision(sts, data, collision, number)
                 try:
-                    update = await self.client.create(CONTROLLERREVISIONS, candidate, namespace)
+                    update = await create_revision(self.client, candidate)
                     break
                 except StatusError as error:
                     if error.code != 409:
                         raise
-                    existing = await self.client.get(
-                        CONTROLLERREVISIONS, str(meta(candidate)["name"]), namespace
-                    )
-                    if equal_revisions(existing, candidate):
-                        update = existing
-                        break
                     collision += 1
         wanted = (sts.get("status") or {}).get("currentRevision")
         current = next((r for r in revisions if meta(r).get("name") == wanted), update)
@@ -929,13 +921,6 @@ class StatefulSetController(Controller):
     async def _truncate_history(
         self, sts: Object, revisions: list[Object], pods: list[Object], current: str, update: str
     ) -> None:
-        for revision in plan_history_truncation(sts, revisions, pods, current, update):
-            try:
-                await self.client.delete(
-                    CONTROLLERREVISIONS,
-                    str(meta(revision)["name"]),
-                    str(meta(revision)["namespace"]),
-                )
-            except StatusError as error:
-                if error.code != 404:
-                    raise
+        await delete_revisions(
+            self.client, plan_history_truncation(sts, revisions, pods, current, update)
+        )

@@ -124,7 +124,9 @@ def parse_element(text: str) -> PathElement:
 
 
 class FieldSet:
-    """A set of field paths (fieldpath.Set). Operations return new sets."""
+    """A set of field paths (fieldpath.Set). Operations return new sets, which share the
+    subtrees they leave unchanged with their operands: a set that came out of an
+    operation (or went into one) is never changed in place."""
 
     __slots__ = ("children", "members")
 
@@ -206,10 +208,10 @@ class FieldSet:
         return FieldSet(set(self.members), {pe: c.copy() for pe, c in self.children.items()})
 
     def union(self, other: FieldSet) -> FieldSet:
-        children = {pe: c.copy() for pe, c in self.children.items()}
+        children = dict(self.children)
         for pe, child in other.children.items():
             mine = children.get(pe)
-            children[pe] = child.copy() if mine is None else mine.union(child)
+            children[pe] = child if mine is None else mine.union(child)
         return FieldSet(self.members | other.members, children)
 
     def intersection(self, other: FieldSet) -> FieldSet:
@@ -227,7 +229,7 @@ class FieldSet:
         children: dict[PathElement, FieldSet] = {}
         for pe, child in self.children.items():
             theirs = other.children.get(pe)
-            rest = child.copy() if theirs is None else child.difference(theirs)
+            rest = child if theirs is None else child.difference(theirs)
             if not rest.empty():
                 children[pe] = rest
         return FieldSet(self.members - other.members, children)
@@ -239,7 +241,7 @@ class FieldSet:
             if pe in other.members:
                 continue
             theirs = other.children.get(pe)
-            rest = child.copy() if theirs is None else child.recursive_difference(theirs)
+            rest = child if theirs is None else child.recursive_difference(theirs)
             if not rest.empty():
                 children[pe] = rest
         return FieldSet(self.members - other.members, children)

@@ -35,7 +35,7 @@ from typing import Any, Final
 from timonel.api.errors import StatusError, bad_request
 from timonel.api.objects import Object, now_rfc3339, parse_rfc3339
 from timonel.patch._gofmt import go_json, go_quote, json_equal
-from timonel.patch.fieldpath import FieldSet, Path, field_element, path_string
+from timonel.patch.fieldpath import FieldSet, Path, field_element, parse_element, path_string
 from timonel.patch.patchtypes import FIELD_MANAGER_MAX_LENGTH, printable
 from timonel.patch.typed import (
     Shape,
@@ -116,14 +116,66 @@ class ManagerId:
         return text
 
 
-@dataclass
 class ManagedEntry:
-    fields: FieldSet
-    api_version: str
-    time: str | None = None
+    """One manager's fields, the version they were written in, and when. An entry read
+    from a stored object (which this server wrote) keeps its encoded form, parses its
+    fields only when they are asked for, and is written back as it was read while nothing
+    changes it: most entries pass through an update untouched."""
+
+    __slots__ = ("_fields", "_time", "api_version", "encoded")
+
+    def __init__(
+        self,
+        fields: FieldSet | None,
+        api_version: str,
+        time: str | None = None,
+        *,
+        encoded: dict[str, Any] | None = None,
+    ) -> None:
+        if fields is None and encoded is None:
+            raise ValueError("a managed entry needs its fields or their encoded form")
+        self._fields = fields
+        self._time = time
+        self.api_version = api_version
+        self.encoded = encoded
+
+    @property
+    def fields(self) -> FieldSet:
+        if self._fields is None:
+            assert self.encoded is not None
+            self._fields = FieldSet.from_fields_v1(self.encoded["fieldsV1"])
+        return self._fields
+
+    @fields.setter
+    def fields(self, value: FieldSet) -> None:
+        self._fields = value
+        self.encoded = None
+
+    @property
+    def time(self) -> str | None:
+        return self._time
+
+    @time.setter
+    def time(self, value: str | None) -> None:
+        self._time = value
+        self.encoded = None
 
     def copy(self) -> ManagedEntry:
         return ManagedEntry(self.fields.copy(), self.api_version, self.time)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, ManagedEntry):
+            return NotImplemented
+        return (self.fields, self.api_version, self.time) == (
+            other.fields,
+            other.api_version,
+            other.time,
+        )
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return f"ManagedEntry({self.fields!r}, {self.api_version!r}, {self.time!r})"
 
 
 Managers = dict[ManagerId, ManagedEntry]
@@ -210,11 +262,82 @@ def decode_managed_fields(entries: Any) -> Managers:
     return managers
 
 
+def _decode_stored(entries: Any) -> Managers:
+    """A stored object's managed fields, which this server encoded: each entry kept as
+    read and parsed only when needed (see ManagedEntry). Anything not in the form
+    `encode_managed_fields` writes goes through `decode_managed_fields` instead."""
+    if not isinstance(entries, list):
+        return _decode_or_empty(entries)
+    managers: Managers = {}
+    for entry in entries:
+        if not _is_encoded_form(entry):
+            return _decode_or_empty(entries)
+        manager = entry.get("manager", "")
+        subresource = entry.get("subresource", "")
+        if entry["operation"] == "Apply":
+            identity = ManagerId.for_apply(manager, subresource)
+        else:
+            identity = ManagerId.for_update(manager, entry["apiVersion"], subresource)
+        managers[identity] = ManagedEntry(
+            None, entry["apiVersion"], entry.get("time"), encoded=entry
+        )
+    return managers
+
+
+def _is_encoded_form(entry: Any) -> bool:
+    """Whether `entry` is exactly as `encode_managed_fields` writes one."""
+    if not isinstance(entry, dict) or entry.get("fieldsType") != "FieldsV1":
+        return False
+    keys = list(entry)
+    expected = ["operation", "apiVersion", "fieldsType", "fieldsV1"]
+    if entry.get("manager"):
+        expected.insert(0, "manager")
+    time = entry.get("time")
+    if time:
+        expected.insert(expected.index("fieldsType"), "time")
+        if not isinstance(time, str) or _normalize_time(time) != time:
+            return False
+    if entry.get("subresource"):
+        expected.append("subresource")
+    return (
+        keys == expected
+        and entry["operation"] in ("Apply", "Update")
+        and isinstance(entry["apiVersion"], str)
+        and bool(entry["apiVersion"])
+        and isinstance(entry.get("manager", ""), str)
+        and isinstance(entry.get("subresource", ""), str)
+        and isinstance(entry["fieldsV1"], dict)
+        and _elements_parse(entry["fieldsV1"])
+    )
+
+
+def _elements_parse(fields: dict[str, Any]) -> bool:
+    """Whether the top level of a FieldsV1 trie parses (the levels below are parsed
+    when an update touches them; this server wrote them from parsed sets)."""
+    try:
+        for text in fields:
+            if text != ".":
+                parse_element(text)
+    except ValueError:
+        return False
+    return True
+
+
 def encode_managed_fields(managers: Mapping[ManagerId, ManagedEntry]) -> list[dict[str, Any]]:
     """`metadata.managedFields`, sorted as kube-apiserver sorts them: Apply before Update,
     then oldest first, then by manager, version and subresource."""
     entries: list[tuple[tuple[Any, ...], dict[str, Any]]] = []
     for identity, entry in managers.items():
+        order = (
+            identity.operation,
+            _seconds(entry.time),
+            identity.manager,
+            entry.api_version,
+            identity.subresource,
+        )
+        if entry.encoded is not None:
+            entries.append((order, dict(entry.encoded)))  # unchanged since it was read
+            continue
         encoded: dict[str, Any] = {}
         if identity.manager:
             encoded["manager"] = identity.manager
@@ -226,13 +349,6 @@ def encode_managed_fields(managers: Mapping[ManagerId, ManagedEntry]) -> list[di
         encoded["fieldsV1"] = entry.fields.to_fields_v1()
         if identity.subresource:
             encoded["subresource"] = identity.subresource
-        order = (
-            identity.operation,
-            _seconds(entry.time),
-            identity.manager,
-            entry.api_version,
-            identity.subresource,
-        )
         entries.append((order, encoded))
     entries.sort(key=lambda pair: pair[0])
     return [encoded for _, encoded in entries]
@@ -262,35 +378,57 @@ def record_update(
     new_meta = new.get("metadata")
     if not isinstance(new_meta, dict):
         new_meta = new["metadata"] = {}
+    requested = new_meta.pop("managedFields", None)
+    identity = ManagerId.for_update(manager, api_version, subresource)
+    moment = now or now_rfc3339()
+    try:
+        updated = _record(live, new, requested, identity, schema, subresource, reset_fields, moment)
+    except ValueError:
+        # A stored entry that does not parse after all: read them all as a request's.
+        updated = _record(
+            live, new, requested, identity, schema, subresource, reset_fields, moment, eager=True
+        )
+    if updated:
+        new_meta["managedFields"] = encode_managed_fields(updated)
+
+
+def _record(
+    live: Object | None,
+    new: Object,
+    requested: Any,
+    identity: ManagerId,
+    schema: SchemaNode | None,
+    subresource: str,
+    reset_fields: Iterable[tuple[str, ...]],
+    now: str,
+    *,
+    eager: bool = False,
+) -> Managers:
     live_meta = (live or {}).get("metadata") or {}
-    live_managers = _decode_or_empty(live_meta.get("managedFields"))
+    live_entries = live_meta.get("managedFields")
+    live_managers = _decode_or_empty(live_entries) if eager else _decode_stored(live_entries)
     if subresource:
         managers = live_managers
+    elif isinstance(requested, list) and (not requested or requested == [{}]):
+        managers = {}
+    elif requested is None or requested == live_entries:
+        managers = live_managers  # what decoding the request's would give
     else:
-        requested = new_meta.get("managedFields")
-        if isinstance(requested, list) and (not requested or requested == [{}]):
-            managers = {}
-        else:
-            managers = _decode_or_empty(requested)
-            if not managers:
-                managers = live_managers
-    new_meta.pop("managedFields", None)
+        managers = _decode_or_empty(requested) or live_managers
     creating = live is None or not live_meta.get("uid")
     if not managers and not creating:
-        return
-    shape = shape_of(schema)
+        return {}
     updated = _update(
         _without_managed_fields(live) if live is not None else {},
         new,
         managers,
-        ManagerId.for_update(manager, api_version, subresource),
-        shape,
+        identity,
+        shape_of(schema),
         _reset_set(reset_fields),
-        now or now_rfc3339(),
+        now,
     )
     _cap_update_managers(updated)
-    if updated:
-        new_meta["managedFields"] = encode_managed_fields(updated)
+    return updated
 
 
 def _update(
@@ -307,7 +445,13 @@ def _update(
     comparison = compare(live, new, shape).exclude(reset)
     result: Managers = {}
     changed = comparison.modified.union(comparison.added)
+    touched = _top_level(changed) | _top_level(comparison.removed)
     for other, entry in managers.items():
+        if entry.encoded is not None:
+            encoded_fields = entry.encoded["fieldsV1"]
+            if encoded_fields and "." not in encoded_fields and touched.isdisjoint(encoded_fields):
+                result[other] = entry  # nothing it owns changed: kept without parsing it
+                continue
         remaining = entry.fields.difference(changed).difference(comparison.removed)
         if not remaining.empty():
             result[other] = ManagedEntry(remaining, entry.api_version, entry.time)
@@ -317,6 +461,10 @@ def _update(
         fields = gained if previous is None else gained.union(previous.fields)
         result[identity] = ManagedEntry(fields, identity.api_version, now)
     return result
+
+
+def _top_level(fields: FieldSet) -> set[str]:
+    return fields.members | fields.children.keys()
 
 
 def _cap_update_managers(managers: Managers) -> None:

@@ -26,6 +26,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final
 
+import orjson
+
 from timonel.patch._gofmt import go_quote, go_type_name, go_v, json_equal
 from timonel.patch.fieldpath import (
     FieldSet,
@@ -428,6 +430,8 @@ def _empty(value: Any) -> bool:
 
 
 def _compare(lhs: Any, rhs: Any, shape: Shape, path: Path, out: Comparison) -> None:
+    if _same(lhs, rhs):
+        return  # an equal subtree adds, modifies and removes nothing
     lkind, latomic = _resolve(shape, lhs)
     rkind, ratomic = _resolve(shape, rhs)
     kind = rkind if _absent(lhs) else lkind
@@ -475,6 +479,27 @@ def _compare(lhs: Any, rhs: Any, shape: Shape, path: Path, out: Comparison) -> N
             out.added.insert(path)
         elif _absent(rhs):
             out.removed.insert(path)
+
+
+def _same(lhs: Any, rhs: Any) -> bool:
+    """Both present and equal as JSON. Python's `==` (in C) rules most pairs out cheaply;
+    it also holds between a boolean and a number, which JSON tells apart: equal
+    encodings settle that quickly too, and anything else (1 against 1.0) is compared
+    as JSON in full."""
+    if _absent(lhs) or _absent(rhs):
+        return False
+    if lhs is rhs:
+        return True
+    if type(lhs) is not type(rhs) or lhs != rhs:
+        return False
+    try:
+        if orjson.dumps(lhs, option=orjson.OPT_SORT_KEYS) == orjson.dumps(
+            rhs, option=orjson.OPT_SORT_KEYS
+        ):
+            return True
+    except TypeError:
+        pass  # not encodable as JSON (a key that is not a string): compare it in full
+    return json_equal(lhs, rhs)
 
 
 def _present(value: Any, shape: Shape) -> Any:

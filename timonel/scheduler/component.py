@@ -4,6 +4,7 @@ and failure reports go through the API. Runs while holding the `kube-scheduler` 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import copy
 import logging
 import socket
@@ -40,6 +41,7 @@ log = logging.getLogger(__name__)
 COMPONENT = "default-scheduler"
 # As kube-scheduler: terminal pods hold no resources and need no scheduling.
 ACTIVE_PODS = "status.phase!=Succeeded,status.phase!=Failed"
+SHUTDOWN_GRACE_SECONDS = 2.0
 
 
 class SchedulerComponent:
@@ -47,7 +49,8 @@ class SchedulerComponent:
         self.client = client
         self.leader_elect = leader_elect
         self.identity = f"{socket.gethostname()}_{uuid.uuid4()}"
-        self.recorder = EventRecorder(client, COMPONENT)
+        # kube-scheduler records through events.k8s.io/v1, as `<scheduler>-<hostname>`.
+        self.recorder = EventRecorder(client, COMPONENT, host=socket.gethostname(), events_api=True)
 
     async def run(self) -> None:
         if not self.leader_elect:
@@ -86,6 +89,10 @@ class SchedulerComponent:
             await scheduler.run()
         finally:
             await factory.stop()
+            # Bindings already under way finish (or are cancelled after the grace period).
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(scheduler.wait_idle(), SHUTDOWN_GRACE_SECONDS)
+            await self.recorder.close()
 
     async def _bind(self, pod: Object, node_name: str) -> None:
         meta = pod["metadata"]
@@ -102,7 +109,9 @@ class SchedulerComponent:
         await self.client.create_subresource(
             PODS, meta["name"], "binding", binding, meta["namespace"]
         )
-        self.recorder.event(pod, "Normal", EVENT_SCHEDULED, scheduled_message(pod, node_name))
+        self.recorder.event(
+            pod, "Normal", EVENT_SCHEDULED, scheduled_message(pod, node_name), action="Binding"
+        )
 
     async def _unschedulable(self, pod: Object, message: str) -> None:
         await self._report_failure(pod, REASON_UNSCHEDULABLE, message)
@@ -111,7 +120,9 @@ class SchedulerComponent:
         await self._report_failure(pod, REASON_SCHEDULER_ERROR, message)
 
     async def _report_failure(self, pod: Object, reason: str, message: str) -> None:
-        self.recorder.event(pod, "Warning", EVENT_FAILED_SCHEDULING, event_note(message))
+        self.recorder.event(
+            pod, "Warning", EVENT_FAILED_SCHEDULING, event_note(message), action="Scheduling"
+        )
         meta = pod["metadata"]
         for _ in range(3):
             try:

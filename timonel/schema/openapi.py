@@ -16,10 +16,13 @@ from __future__ import annotations
 import hashlib
 import threading
 from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
 from typing import Any, Final, Protocol
 
 import orjson
 
+from timonel.kinds.base import ALL_VERBS
+from timonel.schema import openapiv2
 from timonel.schema.definitions import (
     Definitions,
     SchemaNode,
@@ -477,6 +480,8 @@ _LIST_PARAMS: Final = (
         "them as a stream of add, update, and remove notifications. Specify resourceVersion.",
     ),
 )
+_WRITE_PARAMS: Final = (_DRY_RUN, _FIELD_MANAGER, _FIELD_VALIDATION)
+_PATCH_PARAMS: Final = (_DRY_RUN, _PATCH_FIELD_MANAGER, _FIELD_VALIDATION, _FORCE)
 
 
 def _content(
@@ -508,32 +513,39 @@ def _tag(group: str, version: str) -> str:
     return f"{operation_group[:1].lower()}{operation_group[1:]}_{version}"
 
 
-def _operation(
-    *,
-    action: str,
-    operation_id: str,
-    description: str,
-    gvk: dict[str, str],
-    tag: str,
-    parameters: Iterable[dict[str, Any]] = (),
-    request: tuple[str, Iterable[str]] | None = None,
-    responses: dict[str, Any],
-) -> dict[str, Any]:
-    operation: dict[str, Any] = {"description": description, "operationId": operation_id}
-    params = list(parameters)
-    if params:
-        operation["parameters"] = params
-    if request is not None:
-        schema_name, content_types = request
-        operation["requestBody"] = {
-            "content": _content(schema_name, content_types),
-            "required": True,
-        }
-    operation["responses"] = responses
-    operation["tags"] = [tag]
-    operation["x-kubernetes-action"] = action
-    operation["x-kubernetes-group-version-kind"] = gvk
-    return operation
+@dataclass(frozen=True)
+class _Operations:
+    """Builds the operations of one kind's paths: all carry its group-version-kind
+    (`x-kubernetes-group-version-kind`, which kubectl matches on) and its tag."""
+
+    gvk: dict[str, str]
+    tag: str
+
+    def __call__(
+        self,
+        *,
+        action: str,
+        operation_id: str,
+        description: str,
+        parameters: Iterable[dict[str, Any]] = (),
+        request: tuple[str, Iterable[str]] | None = None,
+        responses: dict[str, Any],
+    ) -> dict[str, Any]:
+        operation: dict[str, Any] = {"description": description, "operationId": operation_id}
+        params = list(parameters)
+        if params:
+            operation["parameters"] = params
+        if request is not None:
+            schema_name, content_types = request
+            operation["requestBody"] = {
+                "content": _content(schema_name, content_types),
+                "required": True,
+            }
+        operation["responses"] = responses
+        operation["tags"] = [self.tag]
+        operation["x-kubernetes-action"] = action
+        operation["x-kubernetes-group-version-kind"] = self.gvk
+        return operation
 
 
 def _resource_paths(
@@ -549,51 +561,38 @@ def _resource_paths(
     )
     item = collection + "/{name}"
     op_group = _operation_group(group) + version[:1].upper() + version[1:]
-    tag = _tag(group, version)
-    gvk = {"group": group, "kind": kind, "version": version}
-    verbs = set(
-        getattr(
-            resource,
-            "verbs",
-            ("create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"),
-        )
+    operation = _Operations(
+        {"group": group, "kind": kind, "version": version}, _tag(group, version)
     )
+    verbs = set(getattr(resource, "verbs", ALL_VERBS))
     scope_params = [_NAMESPACE] if resource.namespaced else []
     name_param = _param("name", "path", "string", f"name of the {kind}", required=True)
-    write_params = (_DRY_RUN, _FIELD_MANAGER, _FIELD_VALIDATION)
-    patch_params = (_DRY_RUN, _PATCH_FIELD_MANAGER, _FIELD_VALIDATION, _FORCE)
     paths: dict[str, Any] = {}
 
     collection_ops: dict[str, Any] = {}
     if "deletecollection" in verbs:
-        collection_ops["delete"] = _operation(
+        collection_ops["delete"] = operation(
             action="deletecollection",
             operation_id=f"delete{op_group}Collection{scope}{kind}",
             description=f"delete collection of {kind}",
-            gvk=gvk,
-            tag=tag,
             parameters=[*_DELETE_PARAMS, *_LIST_PARAMS],
             request=(_META + "DeleteOptions", ("application/json",)),
             responses=_responses(_META + "Status", _OK),
         )
     if "list" in verbs:
-        collection_ops["get"] = _operation(
+        collection_ops["get"] = operation(
             action="list",
             operation_id=f"list{op_group}{scope}{kind}",
             description=f"list or watch objects of kind {kind}",
-            gvk=gvk,
-            tag=tag,
             parameters=_LIST_PARAMS,
             responses=_responses(list_name, _OK),
         )
     if "create" in verbs:
-        collection_ops["post"] = _operation(
+        collection_ops["post"] = operation(
             action="post",
             operation_id=f"create{op_group}{scope}{kind}",
             description=f"create a {kind}",
-            gvk=gvk,
-            tag=tag,
-            parameters=write_params,
+            parameters=_WRITE_PARAMS,
             request=(schema_name or "", ("application/json",)) if schema_name else None,
             responses=_responses(schema_name, _OK, _CREATED, _ACCEPTED),
         )
@@ -602,73 +601,47 @@ def _resource_paths(
 
     item_ops: dict[str, Any] = {}
     if "delete" in verbs:
-        item_ops["delete"] = _operation(
+        item_ops["delete"] = operation(
             action="delete",
             operation_id=f"delete{op_group}{scope}{kind}",
             description=f"delete a {kind}",
-            gvk=gvk,
-            tag=tag,
             parameters=_DELETE_PARAMS,
             request=(_META + "DeleteOptions", ("application/json",)),
             responses=_responses(_META + "Status", _OK, _ACCEPTED),
         )
     item_ops.update(
         _read_write_ops(
-            verbs,
-            f"{op_group}{scope}{kind}",
-            f"the specified {kind}",
-            schema_name,
-            gvk,
-            tag,
-            write_params,
-            patch_params,
+            verbs, f"{op_group}{scope}{kind}", f"the specified {kind}", schema_name, operation
         )
     )
-    if item_ops:
-        paths[item] = {**item_ops, "parameters": [name_param, *scope_params, _PRETTY]}
-
+    subresources = [("", item_ops)]
     if resource.has_status:
         status_ops = _read_write_ops(
             verbs,
             f"{op_group}{scope}{kind}Status",
             f"status of the specified {kind}",
             schema_name,
-            gvk,
-            tag,
-            write_params,
-            patch_params,
+            operation,
         )
-        if status_ops:
-            paths[item + "/status"] = {
-                **status_ops,
-                "parameters": [name_param, *scope_params, _PRETTY],
-            }
+        subresources.append(("/status", status_ops))
     if resource.scale is not None:
-        scale_gvk = {"group": "autoscaling", "kind": "Scale", "version": "v1"}
-        scale_ops = _read_write_ops(
-            verbs,
-            f"{op_group}{scope}{kind}Scale",
-            f"scale of the specified {kind}",
-            _SCALE,
-            scale_gvk,
-            tag,
-            write_params,
-            patch_params,
+        scale = _Operations(
+            {"group": "autoscaling", "kind": "Scale", "version": "v1"}, operation.tag
         )
-        if scale_ops:
-            paths[item + "/scale"] = {
-                **scale_ops,
-                "parameters": [name_param, *scope_params, _PRETTY],
-            }
+        scale_ops = _read_write_ops(
+            verbs, f"{op_group}{scope}{kind}Scale", f"scale of the specified {kind}", _SCALE, scale
+        )
+        subresources.append(("/scale", scale_ops))
+    for suffix, ops in subresources:
+        if ops:
+            paths[item + suffix] = {**ops, "parameters": [name_param, *scope_params, _PRETTY]}
 
     if resource.namespaced and "list" in verbs:
         paths[f"{prefix}/{plural}"] = {
-            "get": _operation(
+            "get": operation(
                 action="list",
                 operation_id=f"list{op_group}{kind}ForAllNamespaces",
                 description=f"list or watch objects of kind {kind}",
-                gvk=gvk,
-                tag=tag,
                 responses=_responses(list_name, _OK),
             ),
             "parameters": [*_LIST_PARAMS, _PRETTY],
@@ -677,44 +650,32 @@ def _resource_paths(
 
 
 def _read_write_ops(
-    verbs: set[str],
-    name: str,
-    what: str,
-    schema_name: str | None,
-    gvk: dict[str, str],
-    tag: str,
-    write_params: Iterable[dict[str, Any]],
-    patch_params: Iterable[dict[str, Any]],
+    verbs: set[str], name: str, what: str, schema_name: str | None, operation: _Operations
 ) -> dict[str, Any]:
+    """get, patch and put of an object or one of its subresources."""
     ops: dict[str, Any] = {}
     if "get" in verbs:
-        ops["get"] = _operation(
+        ops["get"] = operation(
             action="get",
             operation_id=f"read{name}",
             description=f"read {what}",
-            gvk=gvk,
-            tag=tag,
             responses=_responses(schema_name, _OK),
         )
     if "patch" in verbs:
-        ops["patch"] = _operation(
+        ops["patch"] = operation(
             action="patch",
             operation_id=f"patch{name}",
             description=f"partially update {what}",
-            gvk=gvk,
-            tag=tag,
-            parameters=patch_params,
+            parameters=_PATCH_PARAMS,
             request=(_META + "Patch", PATCH_CONTENT_TYPES),
             responses=_responses(schema_name, _OK, _CREATED),
         )
     if "update" in verbs:
-        ops["put"] = _operation(
+        ops["put"] = operation(
             action="put",
             operation_id=f"replace{name}",
             description=f"replace {what}",
-            gvk=gvk,
-            tag=tag,
-            parameters=write_params,
+            parameters=_WRITE_PARAMS,
             request=(schema_name, ("application/json",)) if schema_name else None,
             responses=_responses(schema_name, _OK, _CREATED),
         )
@@ -805,6 +766,7 @@ class OpenAPIV3:
         self._schema_for = schema_for
         self._documents: dict[tuple[str, str], tuple[bytes, str]] = {}
         self._root: tuple[bytes, str] | None = None
+        self._swagger: tuple[bytes, bytes, str] | None = None
         self._lock = threading.Lock()
 
     def invalidate(self, group: str | None = None, version: str | None = None) -> None:
@@ -814,6 +776,7 @@ class OpenAPIV3:
                 if group is None or (key[0] == group and version in (None, key[1])):
                     del self._documents[key]
             self._root = None
+            self._swagger = None
 
     def _group_versions(self) -> dict[tuple[str, str], list[ResourceDescriptor]]:
         found: dict[tuple[str, str], list[ResourceDescriptor]] = {}
@@ -829,15 +792,20 @@ class OpenAPIV3:
         )
         return encoded, document_hash(encoded)
 
+    def _all_documents(self) -> dict[tuple[str, str], tuple[bytes, str]]:
+        """Every served group-version's document (built where missing); hold the lock."""
+        served: dict[tuple[str, str], tuple[bytes, str]] = {}
+        for key, resources in self._group_versions().items():
+            if key not in self._documents:
+                self._documents[key] = self._build(*key, resources)
+            served[key] = self._documents[key]
+        return served
+
     def root(self) -> tuple[bytes, str]:
         """The root document and its ETag."""
         with self._lock:
             if self._root is None:
-                hashes: dict[tuple[str, str], str] = {}
-                for key, resources in self._group_versions().items():
-                    if key not in self._documents:
-                        self._documents[key] = self._build(*key, resources)
-                    hashes[key] = self._documents[key][1]
+                hashes = {key: tag for key, (_, tag) in self._all_documents().items()}
                 encoded = encode_document(root_document(hashes))
                 self._root = (encoded, document_hash(encoded))
             return self._root
@@ -860,3 +828,21 @@ class OpenAPIV3:
                 return None
             built = self._documents[key] = self._build(*key, resources)
             return built
+
+    def swagger(self) -> tuple[bytes, bytes, str]:
+        """The /openapi/v2 document, as JSON and as gnostic protobuf, and its hash (the
+        Swagger 2.0 form of every group-version document, so both versions agree)."""
+        with self._lock:
+            if self._swagger is None:
+                documents = [
+                    orjson.loads(encoded)
+                    for _, (encoded, _) in sorted(self._all_documents().items())
+                ]
+                swagger = openapiv2.swagger_document(documents, KUBERNETES_VERSION)
+                encoded = encode_document(swagger)
+                self._swagger = (
+                    encoded,
+                    openapiv2.encode_protobuf(swagger),
+                    document_hash(encoded),
+                )
+            return self._swagger

@@ -17,6 +17,7 @@ from timonel.agent.runtime.cri import (
     DeadlineExceeded,
     NotFound,
     RuntimeError_,
+    StatusCode,
     Unavailable,
     api,
     endpoint_target,
@@ -49,6 +50,19 @@ class FakeRuntime(api_pb2_grpc.RuntimeServiceServicer):  # type: ignore[misc]
     async def RunPodSandbox(self, request: Any, context: Any) -> api.RunPodSandboxResponse:
         self.requests.append(request)
         return api.RunPodSandboxResponse(pod_sandbox_id="sandbox-1")
+
+    async def ListContainers(self, request: Any, context: Any) -> api.ListContainersResponse:
+        # As many containers as the filter's label asks for, each with a large label.
+        count = int(request.filter.label_selector.get("count", "1"))
+        await asyncio.sleep(float(request.filter.label_selector.get("delay", "0")))
+        return api.ListContainersResponse(
+            containers=[
+                api.Container(id=f"c{i}", labels={"payload": "x" * 1000}) for i in range(count)
+            ]
+        )
+
+    async def RemoveContainer(self, request: Any, context: Any) -> Any:
+        await context.abort(grpc.StatusCode.FAILED_PRECONDITION, "läuft noch: 100% busy")
 
 
 class FakeImages(api_pb2_grpc.ImageServiceServicer):  # type: ignore[misc]
@@ -95,14 +109,14 @@ async def test_status_codes_become_exceptions(fake: tuple[Path, FakeRuntime, Fak
     async with CriClient(fake[0]) as cri:
         with pytest.raises(NotFound) as missing:
             await cri.container_status("c1")
-        assert missing.value.code == grpc.StatusCode.NOT_FOUND
+        assert missing.value.code == StatusCode.NOT_FOUND
         assert missing.value.method == "ContainerStatus"
         assert "c1" in missing.value.details
         with pytest.raises(RuntimeError_):
             await cri.start_container("c1")
         with pytest.raises(RuntimeError_) as unimplemented:
             await cri.list_images()
-        assert unimplemented.value.code == grpc.StatusCode.UNIMPLEMENTED
+        assert unimplemented.value.code == StatusCode.UNIMPLEMENTED
 
 
 async def test_no_runtime_is_unavailable(tmp_path: Path) -> None:
@@ -144,3 +158,56 @@ def test_endpoint_notations() -> None:
     assert endpoint_target("/run/c.sock") == "unix:///run/c.sock"
     assert endpoint_target(Path("/run/c.sock")) == "unix:///run/c.sock"
     assert endpoint_target("unix:///run/c.sock") == "unix:///run/c.sock"
+
+
+async def test_large_and_concurrent_calls(fake: tuple[Path, FakeRuntime, FakeImages]) -> None:
+    socket, runtime, _ = fake
+    async with CriClient(socket) as cri:
+        # Answers and requests beyond HTTP/2's default 64 KiB flow-control windows.
+        big = await cri.list_containers(api.ContainerFilter(label_selector={"count": "3000"}))
+        assert len(big) == 3000 and big[-1].id == "c2999"
+        config = api.PodSandboxConfig(
+            metadata=api.PodSandboxMetadata(name="p", uid="u"),
+            annotations={"large": "y" * 300_000},
+        )
+        assert await cri.run_pod_sandbox(config) == "sandbox-1"
+        assert len(runtime.requests[-1].config.annotations["large"]) == 300_000
+        # Calls share the connection; a slow one does not hold up the others.
+        answers = await asyncio.gather(
+            cri.list_containers(api.ContainerFilter(label_selector={"delay": "0.5"})),
+            *(cri.version() for _ in range(20)),
+            cri.list_containers(api.ContainerFilter(label_selector={"count": "5"})),
+        )
+        assert len(answers[0]) == 1 and len(answers[-1]) == 5
+        assert {answer.runtime_name for answer in answers[1:-1]} == {"fake"}
+
+
+async def test_error_details_are_decoded(fake: tuple[Path, FakeRuntime, FakeImages]) -> None:
+    async with CriClient(fake[0]) as cri:
+        with pytest.raises(RuntimeError_) as failed:
+            await cri.remove_container("c1")
+    assert failed.value.code == StatusCode.FAILED_PRECONDITION
+    assert failed.value.details == "läuft noch: 100% busy"
+
+
+async def test_reconnects_after_the_runtime_restarts(tmp_path: Path) -> None:
+    socket = tmp_path / "cri.sock"
+
+    async def serve() -> grpc.aio.Server:
+        server = grpc.aio.server()
+        api_pb2_grpc.add_RuntimeServiceServicer_to_server(FakeRuntime(), server)
+        server.add_insecure_port(f"unix://{socket}")
+        await server.start()
+        return server
+
+    server = await serve()
+    async with CriClient(socket, timeout=5) as cri:
+        assert (await cri.version()).runtime_name == "fake"
+        await server.stop(0)
+        with pytest.raises(Unavailable):
+            await cri.version()
+        server = await serve()
+        try:
+            assert (await cri.version()).runtime_name == "fake"
+        finally:
+            await server.stop(0)

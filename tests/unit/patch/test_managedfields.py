@@ -11,6 +11,7 @@ import pytest
 import yaml
 
 from timonel.api.errors import StatusError
+from timonel.patch import managedfields
 from timonel.patch.managedfields import (
     LAST_APPLIED_ANNOTATION,
     apply,
@@ -939,3 +940,63 @@ def test_creating_a_custom_resource_adds_its_spec_as_a_whole() -> None:
         None, obj, manager="kubectl-create", api_version="example.com/v1", schema=SITE, now=T0
     )
     assert entry(obj, "kubectl-create")["fieldsV1"] == {"f:spec": {".": {}, "f:args": {}}}
+
+
+# -- entries read from storage --------------------------------------------------------
+
+
+def _write_sequence(monkeypatch: pytest.MonkeyPatch | None) -> list[dict[str, Any]]:
+    """A Deployment created, its status written twice, its spec changed, its managed
+    fields sent back as read: each write's result."""
+    if monkeypatch is not None:
+        # Every stored entry parsed and validated up front, as a request's are.
+        monkeypatch.setattr(managedfields, "_decode_stored", managedfields._decode_or_empty)
+    results = []
+    live = created(defaulted_seed(), "kubectl-create")
+    status_reset = reset_fields_for(has_status=True, subresource="status")
+    for when, replicas in ((T1, 1), (T2, 2)):
+        new = copy.deepcopy(live)
+        new["status"] = {"replicas": replicas, "observedGeneration": 1}
+        record_update(
+            live,
+            new,
+            manager="kube-controller-manager",
+            api_version="apps/v1",
+            schema=DEPLOYMENT,
+            subresource="status",
+            reset_fields=status_reset,
+            now=when,
+        )
+        results.append(new)
+        live = stored(new)
+    for manager, change in (("kubectl-edit", 7), ("kubectl-edit", 8)):
+        new = copy.deepcopy(live)  # carries the live managed fields back
+        new["spec"]["replicas"] = change
+        record_update(live, new, manager=manager, api_version="apps/v1", schema=DEPLOYMENT, now=T2)
+        results.append(new)
+        live = stored(new)
+    return results
+
+
+def test_stored_entries_kept_as_read_give_what_parsing_them_gives(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    kept = _write_sequence(None)
+    parsed = _write_sequence(monkeypatch)
+    assert kept == parsed
+    assert [e["manager"] for e in entries(kept[-1])] == [
+        "kubectl-create",
+        "kube-controller-manager",
+        "kubectl-edit",
+    ]
+
+
+def test_stored_fields_that_do_not_parse_leave_the_object_untracked() -> None:
+    live = created(defaulted_seed(), "kubectl-create")
+    live["metadata"]["managedFields"][0]["fieldsV1"] = {"x:bad": {}}
+    new = copy.deepcopy(live)
+    del new["metadata"]["managedFields"]
+    new["spec"]["replicas"] = 3
+    record_update(live, new, manager="editor", api_version="apps/v1", schema=DEPLOYMENT, now=T1)
+    # Unparseable managed fields read as none: the object stays untracked.
+    assert "managedFields" not in new["metadata"]

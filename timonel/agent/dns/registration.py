@@ -159,10 +159,26 @@ def updated_slice(current: Object, planned: Object) -> Object:
     return merged
 
 
+def with_current_conditions(planned: Object, current: Object) -> Object:
+    """`planned` with the conditions `current` has for the same addresses: an endpoint's
+    readiness follows its Node's, which the server decides
+    (timonel/controllers/nodedns.py), not the agent."""
+    known = {
+        tuple(endpoint.get("addresses") or []): endpoint.get("conditions")
+        for endpoint in current.get("endpoints") or []
+    }
+    endpoints = []
+    for endpoint in planned.get("endpoints") or []:
+        conditions = known.get(tuple(endpoint.get("addresses") or []))
+        endpoints.append({**endpoint, "conditions": conditions} if conditions else endpoint)
+    return {**planned, "endpoints": endpoints}
+
+
 def endpoints_subsets(slices: Iterable[Object]) -> list[dict[str, Any]]:
-    """The Endpoints subsets the nodes' slices amount to: ready addresses grouped by
-    their ports, sorted."""
+    """The Endpoints subsets the nodes' slices amount to: addresses grouped by their
+    ports (not-ready ones under `notReadyAddresses`), sorted."""
     groups: dict[tuple[tuple[str, str, int], ...], dict[str, dict[str, Any]]] = {}
+    not_ready: dict[tuple[tuple[str, str, int], ...], dict[str, dict[str, Any]]] = {}
     for endpoint_slice in slices:
         ports = tuple(
             sorted(
@@ -171,20 +187,22 @@ def endpoints_subsets(slices: Iterable[Object]) -> list[dict[str, Any]]:
             )
         )
         for endpoint in endpoint_slice.get("endpoints") or []:
-            if (endpoint.get("conditions") or {}).get("ready") is False:
-                continue
+            ready = (endpoint.get("conditions") or {}).get("ready") is not False
             for ip in endpoint.get("addresses") or []:
                 address: dict[str, Any] = {"ip": ip}
                 if endpoint.get("nodeName"):
                     address["nodeName"] = endpoint["nodeName"]
-                groups.setdefault(ports, {})[ip] = address
-    return [
-        {
-            "addresses": [addresses[ip] for ip in sorted(addresses)],
-            "ports": [{"name": n, "port": p, "protocol": proto} for n, proto, p in ports],
-        }
-        for ports, addresses in sorted(groups.items())
-    ]
+                (groups if ready else not_ready).setdefault(ports, {})[ip] = address
+    subsets: list[dict[str, Any]] = []
+    for ports in sorted(groups.keys() | not_ready.keys()):
+        subset: dict[str, Any] = {}
+        for key, found in (("addresses", groups), ("notReadyAddresses", not_ready)):
+            addresses = found.get(ports) or {}
+            if addresses:
+                subset[key] = [addresses[ip] for ip in sorted(addresses)]
+        subset["ports"] = [{"name": n, "port": p, "protocol": proto} for n, proto, p in ports]
+        subsets.append(subset)
+    return subsets
 
 
 def planned_endpoints(current: Object | None, subsets: list[dict[str, Any]]) -> Object | None:
@@ -238,6 +256,7 @@ class DnsRegistration:
                 "cluster DNS endpoint %s:%d published", self.endpoint.address, self.endpoint.port
             )
         else:
+            planned = with_current_conditions(planned, current)
             if slice_differs(current, planned):
                 await self.client.update(ENDPOINTSLICES, updated_slice(current, planned))
         await self.sync_endpoints()

@@ -62,6 +62,12 @@ from timonel.agent.kubelet.node import (
 from timonel.agent.kubelet.podsync import NodeContext, PodSyncer, field_path
 from timonel.agent.kubelet.podworkers import PodWorkers, pod_uid, relist_forever
 from timonel.agent.kubelet.probes import ProbeManager
+from timonel.agent.kubelet.process import (
+    settle_after_start,
+    use_pidfd_child_watcher,
+    use_small_tls_read_buffers,
+    without_system_ca_bundle,
+)
 from timonel.agent.kubelet.server import KubeletServer, start_kubelet_api
 from timonel.agent.kubelet.volumes import VolumeManager, references
 from timonel.agent.proxy.node import run_node_networking
@@ -71,7 +77,7 @@ from timonel.agent.runtime.node import NodeRuntime
 from timonel.api.errors import StatusError
 from timonel.api.objects import Object
 from timonel.client.events import EventRecorder
-from timonel.client.informer import Informer
+from timonel.client.informer import Informer, strip_managed_fields
 from timonel.client.resources import CONFIGMAPS, NODES, PODS, SECRETS, SERVICES
 from timonel.client.rest import ApiClient
 
@@ -156,10 +162,16 @@ class NodeAgent:
         self.network_configured = bool(options.container_runtime_endpoint)
         self.started = asyncio.Event()
         self.recorder = EventRecorder(client, "kubelet", host=self.node_name)
-        self.pods = Informer(client, PODS, field_selector=f"spec.nodeName={self.node_name}")
-        self.config_maps = Informer(client, CONFIGMAPS)
-        self.secrets = Informer(client, SECRETS)
-        self.services = Informer(client, SERVICES)
+        # Cached without managedFields: nothing here reads them (as kube-controller-manager).
+        self.pods = Informer(
+            client,
+            PODS,
+            field_selector=f"spec.nodeName={self.node_name}",
+            transform=strip_managed_fields,
+        )
+        self.config_maps = Informer(client, CONFIGMAPS, transform=strip_managed_fields)
+        self.secrets = Informer(client, SECRETS, transform=strip_managed_fields)
+        self.services = Informer(client, SERVICES, transform=strip_managed_fields)
         self._tasks: list[asyncio.Task[None]] = []
         self.probes = ProbeManager(self.cri, self._wake, self._record_container_event)
         self.workers: PodWorkers | None = None
@@ -260,6 +272,11 @@ class NodeAgent:
         )
         self._spawn(self.dns.run(), "cluster-dns")
         self._spawn(run_node_networking(self.client, self.node_name), "service-proxy")
+        if not self.options.container_runtime_endpoint:
+            # The pod network is ours (our CNI bridge): route to the other nodes' pods.
+            from timonel.agent.podnetwork.hostgw import HostGatewayRoutes
+
+            self._spawn(HostGatewayRoutes(self.client, self.node_name).run(), "pod-routes")
         self._spawn(self._runtime_facts_loop(), "runtime-facts")
         if not self.network_configured:
             self._spawn(self._configure_network(), "pod-network")
@@ -571,6 +588,8 @@ class NodeAgent:
 async def run_agent(server: str, token: str, options: AgentOptions) -> None:
     """`timonel agent`: join the cluster at `server`, then run the node until SIGINT or
     SIGTERM (a second signal exits at once)."""
+    use_small_tls_read_buffers()
+    use_pidfd_child_watcher()
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     signals = 0
@@ -585,18 +604,20 @@ async def run_agent(server: str, token: str, options: AgentOptions) -> None:
     for sig in (signal.SIGINT, signal.SIGTERM):
         with contextlib.suppress(NotImplementedError):
             loop.add_signal_handler(sig, on_signal)
-    client = await join_when_reachable(
-        server, token, user_agent=USER_AGENT, field_manager=FIELD_MANAGER
-    )
+    with without_system_ca_bundle():
+        client = await join_when_reachable(
+            server, token, user_agent=USER_AGENT, field_manager=FIELD_MANAGER
+        )
     agent = NodeAgent(client, options)
     running = asyncio.create_task(agent.run(), name="node-agent")
     stopping = asyncio.create_task(stop.wait())
+    settling = asyncio.create_task(settle_after_start(agent.started))
     try:
         await asyncio.wait({running, stopping}, return_when=asyncio.FIRST_COMPLETED)
     finally:
-        for task in (running, stopping):
+        for task in (running, stopping, settling):
             task.cancel()
-        results = await asyncio.gather(running, stopping, return_exceptions=True)
+        results = await asyncio.gather(running, stopping, settling, return_exceptions=True)
         await client.close()
     failure = results[0]
     if isinstance(failure, BaseException) and not isinstance(failure, asyncio.CancelledError):

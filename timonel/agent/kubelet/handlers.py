@@ -15,10 +15,8 @@ from dataclasses import dataclass
 from typing import Any, Final
 from urllib.parse import urlsplit
 
-import grpc
-import grpc.aio
-
 from timonel.agent.runtime.cri import CriClient, CriError, DeadlineExceeded, NotFound
+from timonel.agent.runtime.grpcwire import GrpcChannel, RpcError, StatusCode
 
 SUCCESS: Final = "success"
 FAILURE: Final = "failure"
@@ -127,14 +125,24 @@ async def run_tcp(host: str, port: int, timeout: float) -> HandlerResult:
     return HandlerResult(SUCCESS)
 
 
+_PROBE_TLS: ssl.SSLContext | None = None
+
+
+def _probe_tls_context() -> ssl.SSLContext:
+    """TLS for HTTPS probes, which verify nothing (as kubelet's): one context for all of
+    them, without the system CA bundle a default context would load each time."""
+    global _PROBE_TLS
+    if _PROBE_TLS is None:
+        _PROBE_TLS = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        _PROBE_TLS.check_hostname = False
+        _PROBE_TLS.verify_mode = ssl.CERT_NONE
+    return _PROBE_TLS
+
+
 async def _http_once(
     scheme: str, host: str, port: int, path: str, headers: Mapping[str, str], timeout: float
 ) -> tuple[int, dict[str, str], bytes]:
-    context: ssl.SSLContext | None = None
-    if scheme == "https":
-        context = ssl.create_default_context()
-        context.check_hostname = False
-        context.verify_mode = ssl.CERT_NONE
+    context = _probe_tls_context() if scheme == "https" else None
     reader, writer = await asyncio.wait_for(
         asyncio.open_connection(host, port, ssl=context), timeout
     )
@@ -255,30 +263,27 @@ def _decode_health_status(data: bytes) -> int:
 
 async def run_grpc(host: str, port: int, service: str, timeout: float) -> HandlerResult:
     address = f"{_format_host(host)}:{port}"
-    channel = grpc.aio.insecure_channel(address)
+    channel = GrpcChannel(address)
     try:
-        check = channel.unary_unary(
-            "/grpc.health.v1.Health/Check",
-            request_serializer=_encode_health_request,
-            response_deserializer=_decode_health_status,
+        answer = await channel.unary(
+            "/grpc.health.v1.Health/Check", _encode_health_request(service), timeout
         )
-        try:
-            status = await check(service, timeout=timeout)
-        except grpc.aio.AioRpcError as error:
-            if error.code() == grpc.StatusCode.DEADLINE_EXCEEDED:
-                return HandlerResult(
-                    FAILURE, f"timeout: health rpc did not complete within {timeout:g}s"
-                )
-            if error.code() == grpc.StatusCode.UNAVAILABLE:
-                return HandlerResult(
-                    FAILURE,
-                    f'failed to connect service "{address}" within {timeout:g}s: {error.details()}',
-                )
+    except RpcError as error:
+        if error.code == StatusCode.DEADLINE_EXCEEDED:
             return HandlerResult(
-                FAILURE, f"health rpc probe failed: {error.code().name}: {error.details()}"
+                FAILURE, f"timeout: health rpc did not complete within {timeout:g}s"
             )
+        if error.code == StatusCode.UNAVAILABLE:
+            return HandlerResult(
+                FAILURE,
+                f'failed to connect service "{address}" within {timeout:g}s: {error.details}',
+            )
+        return HandlerResult(
+            FAILURE, f"health rpc probe failed: {error.code.name}: {error.details}"
+        )
     finally:
         await channel.close()
+    status = _decode_health_status(answer)
     if status == GRPC_SERVING:
         return HandlerResult(SUCCESS)
     return HandlerResult(

@@ -42,8 +42,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
 
-import yaml
-
 from timonel.agent.kubelet.backoff import Backoff
 from timonel.agent.runtime.cri import CriClient, CriError, api
 from timonel.api.objects import Object
@@ -165,6 +163,8 @@ def _host_of(endpoint: str) -> str:
 
 
 def parse_registries(text: str) -> Registries:
+    import yaml  # only nodes with a registries file pay for the YAML parser
+
     try:
         data = yaml.safe_load(text) or {}
     except yaml.YAMLError as error:

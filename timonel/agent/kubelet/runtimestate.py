@@ -13,12 +13,12 @@ pod lifecycle event generator runs every second.
 
 from __future__ import annotations
 
-import contextlib
+import asyncio
 import dataclasses
-from collections.abc import Iterable
+from collections.abc import Awaitable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Final
+from typing import Final, TypeVar
 
 from timonel.agent.runtime.cri import CriClient, NotFound, api
 
@@ -227,22 +227,46 @@ def _newest_first(items: Iterable[ContainerState]) -> tuple[ContainerState, ...]
     return tuple(sorted(items, key=lambda c: c.created_at, reverse=True))
 
 
+Answer = TypeVar("Answer")
+
+
+async def _or_none(call: Awaitable[Answer]) -> Answer | None:
+    """The answer, or None when the object is gone (NotFound)."""
+    try:
+        return await call
+    except NotFound:
+        return None
+
+
 async def read_pod_runtime(cri: CriClient, uid: str) -> PodRuntime:
     """Everything the runtime has for the pod with this UID (sandboxes and containers,
     with full container statuses). Objects removed while reading are skipped."""
     selector = {POD_UID_LABEL: uid}
-    sandboxes = await cri.list_pod_sandbox(api.PodSandboxFilter(label_selector=selector))
-    containers = await cri.list_containers(api.ContainerFilter(label_selector=selector))
+    sandboxes, containers = await asyncio.gather(
+        cri.list_pod_sandbox(api.PodSandboxFilter(label_selector=selector)),
+        cri.list_containers(api.ContainerFilter(label_selector=selector)),
+    )
+    ordered = sorted(sandboxes, key=lambda s: s.created_at, reverse=True)
+    name = next((n for s in ordered if (n := s.labels.get(POD_NAME_LABEL, ""))), "")
+    namespace = next((n for s in ordered if (n := s.labels.get(POD_NAMESPACE_LABEL, ""))), "")
+    # Full statuses for ready sandboxes (and the newest one), and for every container:
+    # asked for all at once, as each is a round trip to the runtime.
+    detailed = [
+        index
+        for index, sandbox in enumerate(ordered)
+        if sandbox.state == api.SANDBOX_READY or index == 0
+    ]
+    sandbox_answers, container_answers = await asyncio.gather(
+        asyncio.gather(*(_or_none(cri.pod_sandbox_status(ordered[i].id)) for i in detailed)),
+        asyncio.gather(*(_or_none(cri.container_status(c.id)) for c in containers)),
+    )
+    statuses = dict(zip(detailed, sandbox_answers, strict=True))
     sandbox_states: list[SandboxState] = []
-    name = namespace = ""
-    for sandbox in sorted(sandboxes, key=lambda s: s.created_at, reverse=True):
-        name = name or sandbox.labels.get(POD_NAME_LABEL, "")
-        namespace = namespace or sandbox.labels.get(POD_NAMESPACE_LABEL, "")
-        if sandbox.state == api.SANDBOX_READY or not sandbox_states:
-            with contextlib.suppress(NotFound):
-                status = await cri.pod_sandbox_status(sandbox.id)
-                sandbox_states.append(sandbox_state(status.status))
-                continue
+    for index, sandbox in enumerate(ordered):
+        answer = statuses.get(index)
+        if answer is not None:
+            sandbox_states.append(sandbox_state(answer.status))
+            continue
         sandbox_states.append(
             SandboxState(
                 id=sandbox.id,
@@ -252,11 +276,9 @@ async def read_pod_runtime(cri: CriClient, uid: str) -> PodRuntime:
             )
         )
     container_states: list[ContainerState] = []
-    for container in containers:
-        try:
-            status = await cri.container_status(container.id)
-        except NotFound:
-            continue
+    for container, status in zip(containers, container_answers, strict=True):
+        if status is None:
+            continue  # removed while reading
         state = container_state(status.status)
         container_states.append(dataclasses.replace(state, sandbox_id=container.pod_sandbox_id))
     return PodRuntime(
@@ -282,8 +304,10 @@ async def list_node_pods(cri: CriClient, node_name: str | None) -> dict[str, Rel
     """Every pod the runtime has (for this node when `node_name` is given), by UID, with a
     signature of its sandboxes' and containers' states."""
     selector = {NODE_LABEL: node_name} if node_name else {}
-    sandboxes = await cri.list_pod_sandbox(api.PodSandboxFilter(label_selector=selector))
-    containers = await cri.list_containers(api.ContainerFilter(label_selector=selector))
+    sandboxes, containers = await asyncio.gather(
+        cri.list_pod_sandbox(api.PodSandboxFilter(label_selector=selector)),
+        cri.list_containers(api.ContainerFilter(label_selector=selector)),
+    )
     parts: dict[str, list[tuple[str, int]]] = {}
     names: dict[str, tuple[str, str]] = {}
     for sandbox in sandboxes:

@@ -34,7 +34,6 @@ from typing import Any, Final
 import orjson
 from aiohttp import web
 
-from timonel.agent.kubelet import remotecommand
 from timonel.agent.kubelet.logs import LogOptions, stream_log
 from timonel.agent.kubelet.node import KUBELET_PORT
 from timonel.agent.kubelet.runtimestate import CONTAINER_NAME_LABEL, POD_UID_LABEL
@@ -49,8 +48,6 @@ from timonel.agent.runtime.cri import CriClient, CriError, api
 from timonel.api import errors
 from timonel.api.objects import Object
 from timonel.client.rest import ApiClient
-from timonel.streaming import channels
-from timonel.streaming.upgrade import UpgradeError
 
 log = logging.getLogger(__name__)
 
@@ -286,8 +283,6 @@ class KubeletServer:
             return await handler(request)
         except errors.StatusError as error:
             return _status(error)
-        except UpgradeError as error:
-            return _status(errors.StatusError(500, "InternalError", str(error)))
         except CriError as error:
             return _status(errors.StatusError(500, "InternalError", error.details or str(error)))
 
@@ -392,13 +387,21 @@ class KubeletServer:
             await response.write_eof()
         return response
 
+    # The streaming code (WebSocket channels, SPDY) is loaded on the first stream: most
+    # nodes seldom serve one, and it would otherwise stay in every agent's memory.
+
     async def _exec(self, request: web.Request) -> web.StreamResponse:
-        return await self._remote_command(request, attach=False)
+        return await _streaming(self._remote_command(request, attach=False))
 
     async def _attach(self, request: web.Request) -> web.StreamResponse:
-        return await self._remote_command(request, attach=True)
+        return await _streaming(self._remote_command(request, attach=True))
+
+    async def _port_forward(self, request: web.Request) -> web.StreamResponse:
+        return await _streaming(self._port_forward_stream(request))
 
     async def _remote_command(self, request: web.Request, *, attach: bool) -> web.StreamResponse:
+        from timonel.agent.kubelet import remotecommand
+
         pod = self._find_pod(request)
         name = self._container_name(request, pod)
         options = remotecommand.StreamOptions.from_query(request.query)
@@ -430,7 +433,10 @@ class KubeletServer:
             return await remotecommand.serve_exec_websocket(request, url, options, protocol)
         return await remotecommand.proxy_spdy(request, url)
 
-    async def _port_forward(self, request: web.Request) -> web.StreamResponse:
+    async def _port_forward_stream(self, request: web.Request) -> web.StreamResponse:
+        from timonel.agent.kubelet import remotecommand
+        from timonel.streaming import channels
+
         pod = self._find_pod(request)
         protocol = self._websocket_protocol(request, remotecommand.PORT_FORWARD_WEBSOCKET_PROTOCOLS)
         uid = str(_dict(pod.get("metadata")).get("uid", ""))
@@ -459,6 +465,9 @@ class KubeletServer:
     def _websocket_protocol(self, request: web.Request, supported: tuple[str, ...]) -> str | None:
         """The WebSocket subprotocol to answer with; None for a SPDY upgrade. Anything
         else is refused before the runtime is asked for a stream."""
+        from timonel.agent.kubelet import remotecommand
+        from timonel.streaming import channels
+
         if remotecommand.wants_websocket(request):
             offered = channels.offered_protocols(
                 request.headers.getall("Sec-WebSocket-Protocol", [])
@@ -473,6 +482,16 @@ class KubeletServer:
         if remotecommand.wants_spdy(request):
             return None
         raise errors.bad_request("Upgrade request required")
+
+
+async def _streaming(call: Awaitable[web.StreamResponse]) -> web.StreamResponse:
+    """A streaming handler's answer; a failed upgrade is an internal error."""
+    from timonel.streaming.upgrade import UpgradeError
+
+    try:
+        return await call
+    except UpgradeError as error:
+        raise errors.StatusError(500, "InternalError", str(error)) from None
 
 
 async def start_kubelet_api(

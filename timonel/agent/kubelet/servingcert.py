@@ -6,22 +6,32 @@ API server signs a request for `CN=system:node:<node>, O=system:nodes` naming th
 addresses and hostnames; see timonel/apiserver/nodecerts.py). A restart reuses them
 while the certificate is the current CA's, names the same addresses and has more than
 30 days left.
+
+The checks and the key and request are made with `cryptography` in a short-lived child
+process (`python -m timonel.agent.kubelet.servingcert`): the agent needs them once at start,
+and keeping the library out of the agent saves several MB of resident memory for its
+whole life.
 """
 
 from __future__ import annotations
 
+import asyncio
 import ipaddress
+import json
 import logging
 import ssl
+import sys
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
 from timonel.api.errors import StatusError
-from timonel.client.rest import ApiClient
 from timonel.pki import write_file_atomic
+
+if TYPE_CHECKING:
+    from timonel.client.rest import ApiClient
 
 log = logging.getLogger(__name__)
 
@@ -105,6 +115,43 @@ def certificate_request(node_name: str, sans: Iterable[str]) -> tuple[bytes, byt
     return request.public_bytes(serialization.Encoding.PEM), key_pem
 
 
+def prepare(
+    ca_pem: bytes, cert_pem: bytes, key_pem: bytes, node_name: str, sans: tuple[str, ...]
+) -> tuple[bytes, bytes] | None:
+    """None when the present certificate fits, else a new (CSR PEM, key PEM)."""
+    if _certificate_fits(ca_pem, cert_pem, key_pem, sans, datetime.now(UTC)):
+        return None
+    return certificate_request(node_name, sans)
+
+
+async def prepare_in_child(
+    ca_pem: bytes, cert_pem: bytes, key_pem: bytes, node_name: str, sans: tuple[str, ...]
+) -> tuple[bytes, bytes] | None:
+    """`prepare` run by a child process (see the module docstring)."""
+    question = {
+        "ca": ca_pem.decode("ascii", "replace"),
+        "cert": cert_pem.decode("ascii", "replace"),
+        "key": key_pem.decode("ascii", "replace"),
+        "node": node_name,
+        "sans": list(sans),
+    }
+    child = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        __name__,
+        stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await child.communicate(json.dumps(question).encode())
+    if child.returncode != 0:
+        raise ValueError(f"making the serving key failed: {err.decode(errors='replace')[-500:]}")
+    answer = json.loads(out)
+    if answer.get("fits"):
+        return None
+    return answer["csr"].encode("ascii"), answer["key"].encode("ascii")
+
+
 def _read(path: Path) -> bytes:
     try:
         return path.read_bytes()
@@ -131,11 +178,12 @@ async def ensure_serving_certificate(
     sans = wanted_sans(addresses, hostnames)
     if _read(files.ca_path) != ca_pem:
         write_file_atomic(files.ca_path, ca_pem, mode=0o644)
-    if _certificate_fits(
-        ca_pem, _read(files.cert_path), _read(files.key_path), sans, datetime.now(UTC)
-    ):
+    prepared = await prepare_in_child(
+        ca_pem, _read(files.cert_path), _read(files.key_path), node_name, sans
+    )
+    if prepared is None:
         return files
-    csr_pem, key_pem = certificate_request(node_name, sans)
+    csr_pem, key_pem = prepared
     signed = await client.transport.request(
         "POST",
         SIGNING_PATH,
@@ -163,3 +211,23 @@ def server_context(files: ServingFiles) -> ssl.SSLContext:
     context.verify_mode = ssl.CERT_REQUIRED
     context.set_alpn_protocols(["http/1.1"])
     return context
+
+
+def main() -> None:
+    question = json.load(sys.stdin)
+    prepared = prepare(
+        question["ca"].encode("ascii"),
+        question["cert"].encode("ascii"),
+        question["key"].encode("ascii"),
+        question["node"],
+        tuple(question["sans"]),
+    )
+    if prepared is None:
+        answer: dict[str, object] = {"fits": True}
+    else:
+        answer = {"csr": prepared[0].decode("ascii"), "key": prepared[1].decode("ascii")}
+    json.dump(answer, sys.stdout)
+
+
+if __name__ == "__main__":
+    main()

@@ -3,13 +3,14 @@
 Thin and typed: each method sends one request built from its arguments and returns the
 protobuf response (or the one field of it that matters, such as an ID or a URL). Requests and
 responses are the `cri_api.v1.api_pb2` messages, re-exported here as `api`, so callers build
-`api.PodSandboxConfig(...)` and `api.ContainerConfig(...)` directly.
+`api.PodSandboxConfig(...)` and `api.ContainerConfig(...)` directly. The calls go over
+`grpcwire.GrpcChannel` (unary gRPC on asyncio), which keeps grpcio out of the node agent.
 
 Every call has a deadline: the client's `timeout` unless the method says otherwise (calls that
 wait on purpose, StopContainer and ExecSync, add their own timeout to it; PullImage has its own).
 Failures are raised as `CriError`s:
 
-    CriError                any failed call; `.code` is the gRPC status code
+    CriError                any failed call; `.code` is the gRPC status code (`StatusCode`)
      ├── NotFound           the sandbox, container or image does not exist
      ├── Unavailable        the runtime is not reachable (not started, restarting)
      ├── DeadlineExceeded   the call's deadline passed (also ExecSync's own timeout)
@@ -20,15 +21,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import importlib.util
+import sys
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Final, TypeVar, cast
+from types import ModuleType
+from typing import TYPE_CHECKING, Final, Protocol, TypeVar
 
-import grpc
-import grpc.aio
-from cri_api.v1 import api_pb2 as api
-from cri_api.v1.api_pb2_grpc import ImageServiceStub, RuntimeServiceStub
+from timonel.agent.runtime.grpcwire import GrpcChannel, RpcError, StatusCode
 
 __all__ = [
     "CriClient",
@@ -37,20 +38,54 @@ __all__ = [
     "ExecSyncResult",
     "NotFound",
     "RuntimeError_",
+    "StatusCode",
     "Unavailable",
     "api",
     "remove_all_pod_sandboxes",
 ]
 
+
+def _load_cri_messages() -> ModuleType:
+    """`cri_api.v1.api_pb2` without running the `cri_api` package's __init__, which imports
+    grpcio's service stubs (and so grpcio) that this client does not use."""
+    name = "cri_api.v1.api_pb2"
+    if name in sys.modules:
+        return sys.modules[name]
+    package = importlib.util.find_spec("cri_api")
+    assert package is not None and package.submodule_search_locations
+    location = Path(next(iter(package.submodule_search_locations))) / "v1" / "api_pb2.py"
+    spec = importlib.util.spec_from_file_location(name, location)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+if TYPE_CHECKING:
+    from cri_api.v1 import api_pb2 as api
+else:
+    api = _load_cri_messages()
+
 DEFAULT_TIMEOUT: Final = 10.0
 DEFAULT_PULL_TIMEOUT: Final = 600.0
 MAX_MESSAGE_SIZE: Final = 16 * 1024 * 1024  # as kubelet: large ListContainers answers
+RUNTIME_SERVICE: Final = "/runtime.v1.RuntimeService/"
+IMAGE_SERVICE: Final = "/runtime.v1.ImageService/"
+IMAGE_METHODS: Final = frozenset(
+    {"ListImages", "ImageStatus", "PullImage", "RemoveImage", "ImageFsInfo"}
+)
+
+
+class _Message(Protocol):
+    def SerializeToString(self) -> bytes: ...
+
 
 Response = TypeVar("Response")
 
 
 class CriError(Exception):
-    def __init__(self, method: str, code: grpc.StatusCode, details: str) -> None:
+    def __init__(self, method: str, code: StatusCode, details: str) -> None:
         super().__init__(f"{method}: {code.name}: {details}")
         self.method = method
         self.code = code
@@ -73,14 +108,14 @@ class RuntimeError_(CriError):
     """Any other failure the runtime reported (the underscore keeps the builtin usable)."""
 
 
-_ERRORS_BY_CODE: Final[Mapping[grpc.StatusCode, type[CriError]]] = {
-    grpc.StatusCode.NOT_FOUND: NotFound,
-    grpc.StatusCode.UNAVAILABLE: Unavailable,
-    grpc.StatusCode.DEADLINE_EXCEEDED: DeadlineExceeded,
+_ERRORS_BY_CODE: Final[Mapping[StatusCode, type[CriError]]] = {
+    StatusCode.NOT_FOUND: NotFound,
+    StatusCode.UNAVAILABLE: Unavailable,
+    StatusCode.DEADLINE_EXCEEDED: DeadlineExceeded,
 }
 
 
-def error_from_status(method: str, code: grpc.StatusCode, details: str) -> CriError:
+def error_from_status(method: str, code: StatusCode, details: str) -> CriError:
     return _ERRORS_BY_CODE.get(code, RuntimeError_)(method, code, details)
 
 
@@ -105,15 +140,7 @@ class CriClient:
     def __init__(self, endpoint: str | Path, *, timeout: float = DEFAULT_TIMEOUT) -> None:
         self.endpoint = endpoint_target(endpoint)
         self.timeout = timeout
-        self._channel = grpc.aio.insecure_channel(
-            self.endpoint,
-            options=[
-                ("grpc.max_receive_message_length", MAX_MESSAGE_SIZE),
-                ("grpc.max_send_message_length", MAX_MESSAGE_SIZE),
-            ],
-        )
-        self._runtime: Any = RuntimeServiceStub(self._channel)  # type: ignore[no-untyped-call]
-        self._images: Any = ImageServiceStub(self._channel)  # type: ignore[no-untyped-call]
+        self._channel = GrpcChannel(self.endpoint, max_message_size=MAX_MESSAGE_SIZE)
 
     async def close(self) -> None:
         await self._channel.close()
@@ -125,18 +152,19 @@ class CriClient:
         await self.close()
 
     async def _call(
-        self,
-        stub: Any,
-        method: str,
-        request: Any,
-        response_type: type[Response],
-        timeout: float | None,
+        self, request: _Message, response_type: type[Response], deadline: float | None
     ) -> Response:
+        """The one call path: the method is named by the response type (VersionResponse ->
+        Version), its service follows from the method."""
+        method = response_type.__name__.removesuffix("Response")
+        service = IMAGE_SERVICE if method in IMAGE_METHODS else RUNTIME_SERVICE
         try:
-            response = await getattr(stub, method)(request, timeout=timeout)
-        except grpc.aio.AioRpcError as error:
-            raise error_from_status(method, error.code(), error.details() or "") from None
-        return cast(Response, response)
+            answer = await self._channel.unary(
+                service + method, request.SerializeToString(), deadline
+            )
+        except RpcError as error:
+            raise error_from_status(method, error.code, error.details) from None
+        return response_type.FromString(answer)  # type: ignore[attr-defined,no-any-return]
 
     def _deadline(self, timeout: float | None) -> float:
         return self.timeout if timeout is None else timeout
@@ -145,19 +173,13 @@ class CriClient:
 
     async def version(self, *, timeout: float | None = None) -> api.VersionResponse:
         request = api.VersionRequest(version="v1")
-        return await self._call(
-            self._runtime, "Version", request, api.VersionResponse, self._deadline(timeout)
-        )
+        return await self._call(request, api.VersionResponse, self._deadline(timeout))
 
     async def status(
         self, *, verbose: bool = False, timeout: float | None = None
     ) -> api.StatusResponse:
         return await self._call(
-            self._runtime,
-            "Status",
-            api.StatusRequest(verbose=verbose),
-            api.StatusResponse,
-            self._deadline(timeout),
+            api.StatusRequest(verbose=verbose), api.StatusResponse, self._deadline(timeout)
         )
 
     # --- RuntimeService: pod sandboxes ---
@@ -171,19 +193,11 @@ class CriClient:
     ) -> str:
         """Create and start a sandbox (network included); returns its ID."""
         request = api.RunPodSandboxRequest(config=config, runtime_handler=runtime_handler)
-        response = await self._call(
-            self._runtime,
-            "RunPodSandbox",
-            request,
-            api.RunPodSandboxResponse,
-            self._deadline(timeout),
-        )
+        response = await self._call(request, api.RunPodSandboxResponse, self._deadline(timeout))
         return response.pod_sandbox_id
 
     async def stop_pod_sandbox(self, pod_sandbox_id: str, *, timeout: float | None = None) -> None:
         await self._call(
-            self._runtime,
-            "StopPodSandbox",
             api.StopPodSandboxRequest(pod_sandbox_id=pod_sandbox_id),
             api.StopPodSandboxResponse,
             self._deadline(timeout),
@@ -193,8 +207,6 @@ class CriClient:
         self, pod_sandbox_id: str, *, timeout: float | None = None
     ) -> None:
         await self._call(
-            self._runtime,
-            "RemovePodSandbox",
             api.RemovePodSandboxRequest(pod_sandbox_id=pod_sandbox_id),
             api.RemovePodSandboxResponse,
             self._deadline(timeout),
@@ -204,8 +216,6 @@ class CriClient:
         self, pod_sandbox_id: str, *, verbose: bool = False, timeout: float | None = None
     ) -> api.PodSandboxStatusResponse:
         return await self._call(
-            self._runtime,
-            "PodSandboxStatus",
             api.PodSandboxStatusRequest(pod_sandbox_id=pod_sandbox_id, verbose=verbose),
             api.PodSandboxStatusResponse,
             self._deadline(timeout),
@@ -215,8 +225,6 @@ class CriClient:
         self, filter: api.PodSandboxFilter | None = None, *, timeout: float | None = None
     ) -> list[api.PodSandbox]:
         response = await self._call(
-            self._runtime,
-            "ListPodSandbox",
             api.ListPodSandboxRequest(filter=filter),
             api.ListPodSandboxResponse,
             self._deadline(timeout),
@@ -228,8 +236,6 @@ class CriClient:
     ) -> api.PodSandboxStats:
         """Needs the sandbox to have a `cgroup_parent` (containerd 1.6 fails without one)."""
         response = await self._call(
-            self._runtime,
-            "PodSandboxStats",
             api.PodSandboxStatsRequest(pod_sandbox_id=pod_sandbox_id),
             api.PodSandboxStatsResponse,
             self._deadline(timeout),
@@ -251,19 +257,11 @@ class CriClient:
         request = api.CreateContainerRequest(
             pod_sandbox_id=pod_sandbox_id, config=config, sandbox_config=sandbox_config
         )
-        response = await self._call(
-            self._runtime,
-            "CreateContainer",
-            request,
-            api.CreateContainerResponse,
-            self._deadline(timeout),
-        )
+        response = await self._call(request, api.CreateContainerResponse, self._deadline(timeout))
         return response.container_id
 
     async def start_container(self, container_id: str, *, timeout: float | None = None) -> None:
         await self._call(
-            self._runtime,
-            "StartContainer",
             api.StartContainerRequest(container_id=container_id),
             api.StartContainerResponse,
             self._deadline(timeout),
@@ -275,8 +273,6 @@ class CriClient:
         """Stop with a grace period of `timeout_seconds` (SIGTERM or the image's StopSignal,
         then SIGKILL). The call's deadline is the grace period plus the client's timeout."""
         await self._call(
-            self._runtime,
-            "StopContainer",
             api.StopContainerRequest(container_id=container_id, timeout=timeout_seconds),
             api.StopContainerResponse,
             timeout_seconds + self._deadline(timeout),
@@ -284,8 +280,6 @@ class CriClient:
 
     async def remove_container(self, container_id: str, *, timeout: float | None = None) -> None:
         await self._call(
-            self._runtime,
-            "RemoveContainer",
             api.RemoveContainerRequest(container_id=container_id),
             api.RemoveContainerResponse,
             self._deadline(timeout),
@@ -295,8 +289,6 @@ class CriClient:
         self, filter: api.ContainerFilter | None = None, *, timeout: float | None = None
     ) -> list[api.Container]:
         response = await self._call(
-            self._runtime,
-            "ListContainers",
             api.ListContainersRequest(filter=filter),
             api.ListContainersResponse,
             self._deadline(timeout),
@@ -307,8 +299,6 @@ class CriClient:
         self, container_id: str, *, verbose: bool = False, timeout: float | None = None
     ) -> api.ContainerStatusResponse:
         return await self._call(
-            self._runtime,
-            "ContainerStatus",
             api.ContainerStatusRequest(container_id=container_id, verbose=verbose),
             api.ContainerStatusResponse,
             self._deadline(timeout),
@@ -325,21 +315,13 @@ class CriClient:
         request = api.UpdateContainerResourcesRequest(
             container_id=container_id, linux=linux, annotations=annotations
         )
-        await self._call(
-            self._runtime,
-            "UpdateContainerResources",
-            request,
-            api.UpdateContainerResourcesResponse,
-            self._deadline(timeout),
-        )
+        await self._call(request, api.UpdateContainerResourcesResponse, self._deadline(timeout))
 
     async def reopen_container_log(
         self, container_id: str, *, timeout: float | None = None
     ) -> None:
         """Make the runtime reopen the container's log file (after it was rotated away)."""
         await self._call(
-            self._runtime,
-            "ReopenContainerLog",
             api.ReopenContainerLogRequest(container_id=container_id),
             api.ReopenContainerLogResponse,
             self._deadline(timeout),
@@ -349,8 +331,6 @@ class CriClient:
         self, container_id: str, *, timeout: float | None = None
     ) -> api.ContainerStats:
         response = await self._call(
-            self._runtime,
-            "ContainerStats",
             api.ContainerStatsRequest(container_id=container_id),
             api.ContainerStatsResponse,
             self._deadline(timeout),
@@ -361,8 +341,6 @@ class CriClient:
         self, filter: api.ContainerStatsFilter | None = None, *, timeout: float | None = None
     ) -> list[api.ContainerStats]:
         response = await self._call(
-            self._runtime,
-            "ListContainerStats",
             api.ListContainerStatsRequest(filter=filter),
             api.ListContainerStatsResponse,
             self._deadline(timeout),
@@ -388,8 +366,6 @@ class CriClient:
         if rpc_timeout is None and timeout_seconds > 0:
             rpc_timeout = timeout_seconds + self.timeout
         response = await self._call(
-            self._runtime,
-            "ExecSync",
             api.ExecSyncRequest(container_id=container_id, cmd=cmd, timeout=timeout_seconds),
             api.ExecSyncResponse,
             rpc_timeout,
@@ -416,9 +392,7 @@ class CriClient:
             stderr=stderr and not tty,
             tty=tty,
         )
-        response = await self._call(
-            self._runtime, "Exec", request, api.ExecResponse, self._deadline(timeout)
-        )
+        response = await self._call(request, api.ExecResponse, self._deadline(timeout))
         return response.url
 
     async def attach(
@@ -439,9 +413,7 @@ class CriClient:
             stderr=stderr and not tty,
             tty=tty,
         )
-        response = await self._call(
-            self._runtime, "Attach", request, api.AttachResponse, self._deadline(timeout)
-        )
+        response = await self._call(request, api.AttachResponse, self._deadline(timeout))
         return response.url
 
     async def port_forward(
@@ -449,9 +421,7 @@ class CriClient:
     ) -> str:
         """A single-use streaming URL forwarding to `ports` in the sandbox's network."""
         request = api.PortForwardRequest(pod_sandbox_id=pod_sandbox_id, port=list(ports))
-        response = await self._call(
-            self._runtime, "PortForward", request, api.PortForwardResponse, self._deadline(timeout)
-        )
+        response = await self._call(request, api.PortForwardResponse, self._deadline(timeout))
         return response.url
 
     # --- ImageService ---
@@ -460,11 +430,7 @@ class CriClient:
         self, filter: api.ImageFilter | None = None, *, timeout: float | None = None
     ) -> list[api.Image]:
         response = await self._call(
-            self._images,
-            "ListImages",
-            api.ListImagesRequest(filter=filter),
-            api.ListImagesResponse,
-            self._deadline(timeout),
+            api.ListImagesRequest(filter=filter), api.ListImagesResponse, self._deadline(timeout)
         )
         return list(response.images)
 
@@ -473,8 +439,6 @@ class CriClient:
     ) -> api.Image | None:
         """The image named `image` (a reference or an ID), or None if the runtime lacks it."""
         response = await self._call(
-            self._images,
-            "ImageStatus",
             api.ImageStatusRequest(image=api.ImageSpec(image=image), verbose=verbose),
             api.ImageStatusResponse,
             self._deadline(timeout),
@@ -494,16 +458,12 @@ class CriClient:
         request = api.PullImageRequest(
             image=api.ImageSpec(image=image), auth=auth, sandbox_config=sandbox_config
         )
-        response = await self._call(
-            self._images, "PullImage", request, api.PullImageResponse, timeout
-        )
+        response = await self._call(request, api.PullImageResponse, timeout)
         return response.image_ref
 
     async def remove_image(self, image: str, *, timeout: float | None = None) -> None:
         """Remove an image; removing one that is absent succeeds, as CRI specifies."""
         await self._call(
-            self._images,
-            "RemoveImage",
             api.RemoveImageRequest(image=api.ImageSpec(image=image)),
             api.RemoveImageResponse,
             self._deadline(timeout),
@@ -511,11 +471,7 @@ class CriClient:
 
     async def image_fs_info(self, *, timeout: float | None = None) -> api.ImageFsInfoResponse:
         return await self._call(
-            self._images,
-            "ImageFsInfo",
-            api.ImageFsInfoRequest(),
-            api.ImageFsInfoResponse,
-            self._deadline(timeout),
+            api.ImageFsInfoRequest(), api.ImageFsInfoResponse, self._deadline(timeout)
         )
 
 

@@ -20,26 +20,27 @@ from timonel.kinds.apps.intstr import (
     validate_positive_int_or_percent,
 )
 from timonel.kinds.apps.selector import (
-    convert_selector,
     format_label_selector,
-    go_label_selector,
     validate_label_selector,
 )
 from timonel.kinds.apps.workload import (
     CONTAINERS_COLUMN,
     IMAGES_COLUMN,
+    as_dict,
     container_cells,
+    default_rolling_update,
+    default_status_counters,
     default_template,
+    empty_selector_errors,
     int_field,
     pod_name_warning,
     semantic_equal,
     spec_of,
     status_of,
-    validate_restart_always,
-    validate_selector_matches_template,
+    validate_counters,
+    validate_template_for_replicas,
 )
 from timonel.kinds.base import AGE_COLUMN, NAME_COLUMN, Column, Strategy, dig
-from timonel.kinds.core.podspec import validate_pod_template
 from timonel.kinds.printing import creation_age, format_map_selector
 
 TEMPLATE_GENERATION_ANNOTATION = "deprecated.daemonset.template.generation"
@@ -54,31 +55,13 @@ _STATUS_COUNTERS = (
 
 def default_daemon_set(obj: Object) -> None:
     spec = spec_of(obj)
-    strategy = spec.get("updateStrategy")
-    if not isinstance(strategy, dict):
-        strategy = {}
-        spec["updateStrategy"] = strategy
-    if not strategy.get("type"):
-        strategy["type"] = "RollingUpdate"
-    if strategy["type"] == "RollingUpdate":
-        rolling = strategy.get("rollingUpdate")
-        if not isinstance(rolling, dict):
-            rolling = {}
-            strategy["rollingUpdate"] = rolling
-        if rolling.get("maxUnavailable") is None:
-            rolling["maxUnavailable"] = 1
-        if rolling.get("maxSurge") is None:
-            rolling["maxSurge"] = 0
+    default_rolling_update(spec, "updateStrategy", 1, 0)
     if spec.get("revisionHistoryLimit") is None:
         spec["revisionHistoryLimit"] = 10
     if not isinstance(spec.get("template"), dict):
         spec["template"] = {}
     default_template(spec["template"])
-    status = obj.get("status")
-    if isinstance(status, dict):
-        for name in _STATUS_COUNTERS:
-            if status.get(name) is None:
-                status[name] = 0
+    default_status_counters(obj, _STATUS_COUNTERS)
 
 
 def template_generation(obj: Object) -> int:
@@ -142,22 +125,8 @@ def validate_daemon_set_spec(spec: Any) -> list[FieldError]:
     selector = spec.get("selector")
     template = spec.get("template") if isinstance(spec.get("template"), dict) else {}
     errors = validate_label_selector(selector, "spec.selector")
-    if convert_selector(selector) is not None:
-        errors += validate_selector_matches_template(
-            selector, template, "spec.template.metadata.labels"
-        )
-    if isinstance(selector, dict) and not (
-        selector.get("matchLabels") or selector.get("matchExpressions")
-    ):
-        errors.append(
-            invalid_value(
-                "spec.selector",
-                go_label_selector(selector),
-                "empty selector is invalid for daemonset",
-            )
-        )
-    errors += validate_pod_template(template, "spec.template")
-    errors += validate_restart_always(template, "spec.template", "DaemonSet")
+    errors += empty_selector_errors(selector, "daemonset")
+    errors += validate_template_for_replicas(template, selector, "spec.template", "DaemonSet")
     errors += validate_nonnegative(spec.get("minReadySeconds"), "spec.minReadySeconds")
     errors += validate_update_strategy(spec.get("updateStrategy"), "spec.updateStrategy")
     errors += validate_nonnegative(spec.get("revisionHistoryLimit"), "spec.revisionHistoryLimit")
@@ -165,18 +134,17 @@ def validate_daemon_set_spec(spec: Any) -> list[FieldError]:
 
 
 def validate_daemon_set_status(status: Any) -> list[FieldError]:
-    status = status if isinstance(status, dict) else {}
-    errors: list[FieldError] = []
-    for name in (
-        *_STATUS_COUNTERS,
-        "observedGeneration",
-        "updatedNumberScheduled",
-        "numberAvailable",
-        "numberUnavailable",
-        "collisionCount",
-    ):
-        errors += validate_nonnegative(status.get(name), f"status.{name}")
-    return errors
+    return validate_counters(
+        as_dict(status),
+        (
+            *_STATUS_COUNTERS,
+            "observedGeneration",
+            "updatedNumberScheduled",
+            "numberAvailable",
+            "numberUnavailable",
+            "collisionCount",
+        ),
+    )
 
 
 class DaemonSetStrategy(Strategy):

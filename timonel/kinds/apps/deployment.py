@@ -25,20 +25,21 @@ from timonel.kinds.apps.selector import (
     convert_selector,
     go_label_selector,
     selector_string,
-    validate_label_selector,
 )
 from timonel.kinds.apps.workload import (
     CONTAINERS_COLUMN,
     IMAGES_COLUMN,
     READY_COLUMN,
     container_cells,
+    default_rolling_update,
     default_template,
     int_field,
     pod_name_warning,
     semantic_equal,
     spec_of,
     status_of,
-    validate_template_for_replicas,
+    validate_replica_counts,
+    validate_selected_template,
 )
 from timonel.kinds.base import AGE_COLUMN, NAME_COLUMN, Column, ScaleSpec, Strategy
 from timonel.kinds.printing import creation_age
@@ -51,21 +52,7 @@ def default_deployment(obj: Object) -> None:
     spec = spec_of(obj)
     if spec.get("replicas") is None:
         spec["replicas"] = 1
-    strategy = spec.get("strategy")
-    if not isinstance(strategy, dict):
-        strategy = {}
-        spec["strategy"] = strategy
-    if not strategy.get("type"):
-        strategy["type"] = "RollingUpdate"
-    if strategy["type"] == "RollingUpdate":
-        rolling = strategy.get("rollingUpdate")
-        if not isinstance(rolling, dict):
-            rolling = {}
-            strategy["rollingUpdate"] = rolling
-        if rolling.get("maxUnavailable") is None:
-            rolling["maxUnavailable"] = "25%"
-        if rolling.get("maxSurge") is None:
-            rolling["maxSurge"] = "25%"
+    default_rolling_update(spec, "strategy", "25%", "25%")
     if spec.get("revisionHistoryLimit") is None:
         spec["revisionHistoryLimit"] = 10
     if spec.get("progressDeadlineSeconds") is None:
@@ -126,29 +113,7 @@ def validate_deployment_spec(spec: Any) -> list[FieldError]:
     """ValidateDeploymentSpec, with field paths under `spec`."""
     spec = spec if isinstance(spec, dict) else {}
     errors = validate_nonnegative(spec.get("replicas"), "spec.replicas")
-    selector = spec.get("selector")
-    if selector is None:
-        errors.append(required("spec.selector"))
-    else:
-        errors += validate_label_selector(selector, "spec.selector")
-        if isinstance(selector, dict) and not (
-            selector.get("matchLabels") or selector.get("matchExpressions")
-        ):
-            errors.append(
-                invalid_value(
-                    "spec.selector",
-                    go_label_selector(selector),
-                    "empty selector is invalid for deployment",
-                )
-            )
-    if convert_selector(selector) is None:
-        errors.append(
-            invalid_value("spec.selector", go_label_selector(selector), "invalid label selector")
-        )
-    else:
-        errors += validate_template_for_replicas(
-            spec.get("template"), selector, "spec.template", "Deployment"
-        )
+    errors += validate_selected_template(spec, "Deployment")
     errors += validate_strategy(spec.get("strategy"), "spec.strategy")
     min_ready = spec.get("minReadySeconds")
     errors += validate_nonnegative(min_ready, "spec.minReadySeconds")
@@ -169,35 +134,19 @@ def validate_deployment_spec(spec: Any) -> list[FieldError]:
 
 def validate_deployment_status(status: Any) -> list[FieldError]:
     """ValidateDeploymentStatus."""
-    status = status if isinstance(status, dict) else {}
-    errors: list[FieldError] = []
-    for name in (
-        "observedGeneration",
-        "replicas",
-        "updatedReplicas",
-        "readyReplicas",
-        "availableReplicas",
-        "unavailableReplicas",
-        "collisionCount",
-    ):
-        errors += validate_nonnegative(status.get(name), f"status.{name}")
-    replicas = int_field(status, "replicas")
-    for name in ("updatedReplicas", "readyReplicas", "availableReplicas"):
-        if int_field(status, name) > replicas:
-            errors.append(
-                invalid_value(
-                    f"status.{name}", status[name], "cannot be greater than status.replicas"
-                )
-            )
-    if int_field(status, "availableReplicas") > int_field(status, "readyReplicas"):
-        errors.append(
-            invalid_value(
-                "status.availableReplicas",
-                status["availableReplicas"],
-                "cannot be greater than readyReplicas",
-            )
-        )
-    return errors
+    return validate_replica_counts(
+        status,
+        (
+            "observedGeneration",
+            "replicas",
+            "updatedReplicas",
+            "readyReplicas",
+            "availableReplicas",
+            "unavailableReplicas",
+            "collisionCount",
+        ),
+        ("updatedReplicas", "readyReplicas", "availableReplicas"),
+    )
 
 
 def validate_collision_count(new: Object, old: Object) -> list[FieldError]:

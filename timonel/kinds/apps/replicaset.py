@@ -4,15 +4,12 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
-from timonel.api.errors import FieldError, invalid_value, required
+from timonel.api.errors import FieldError
 from timonel.api.objects import Object
 from timonel.kinds.apps.deployment import validate_selector_unchanged
 from timonel.kinds.apps.intstr import validate_nonnegative
 from timonel.kinds.apps.selector import (
-    convert_selector,
     format_label_selector,
-    go_label_selector,
-    validate_label_selector,
 )
 from timonel.kinds.apps.workload import (
     CONTAINERS_COLUMN,
@@ -23,7 +20,8 @@ from timonel.kinds.apps.workload import (
     pod_name_warning,
     spec_of,
     status_of,
-    validate_template_for_replicas,
+    validate_replica_counts,
+    validate_selected_template,
 )
 from timonel.kinds.base import AGE_COLUMN, NAME_COLUMN, Column, ScaleSpec, Strategy
 from timonel.kinds.printing import creation_age
@@ -46,61 +44,21 @@ def validate_replica_set_spec(spec: Any) -> list[FieldError]:
     spec = spec if isinstance(spec, dict) else {}
     errors = validate_nonnegative(spec.get("replicas"), "spec.replicas")
     errors += validate_nonnegative(spec.get("minReadySeconds"), "spec.minReadySeconds")
-    selector = spec.get("selector")
-    if selector is None:
-        errors.append(required("spec.selector"))
-    else:
-        errors += validate_label_selector(selector, "spec.selector")
-        if isinstance(selector, dict) and not (
-            selector.get("matchLabels") or selector.get("matchExpressions")
-        ):
-            # kube-apiserver words it this way for ReplicaSets too.
-            errors.append(
-                invalid_value(
-                    "spec.selector",
-                    go_label_selector(selector),
-                    "empty selector is invalid for deployment",
-                )
-            )
-    if convert_selector(selector) is None:
-        errors.append(
-            invalid_value("spec.selector", go_label_selector(selector), "invalid label selector")
-        )
-    else:
-        errors += validate_template_for_replicas(
-            spec.get("template"), selector, "spec.template", "ReplicaSet"
-        )
-    return errors
+    return errors + validate_selected_template(spec, "ReplicaSet")
 
 
 def validate_replica_set_status(status: Any) -> list[FieldError]:
-    status = status if isinstance(status, dict) else {}
-    errors: list[FieldError] = []
-    for name in (
-        "replicas",
-        "fullyLabeledReplicas",
-        "readyReplicas",
-        "availableReplicas",
-        "observedGeneration",
-    ):
-        errors += validate_nonnegative(status.get(name), f"status.{name}")
-    replicas = int_field(status, "replicas")
-    for name in ("fullyLabeledReplicas", "readyReplicas", "availableReplicas"):
-        if int_field(status, name) > replicas:
-            errors.append(
-                invalid_value(
-                    f"status.{name}", status[name], "cannot be greater than status.replicas"
-                )
-            )
-    if int_field(status, "availableReplicas") > int_field(status, "readyReplicas"):
-        errors.append(
-            invalid_value(
-                "status.availableReplicas",
-                status["availableReplicas"],
-                "cannot be greater than readyReplicas",
-            )
-        )
-    return errors
+    return validate_replica_counts(
+        status,
+        (
+            "replicas",
+            "fullyLabeledReplicas",
+            "readyReplicas",
+            "availableReplicas",
+            "observedGeneration",
+        ),
+        ("fullyLabeledReplicas", "readyReplicas", "availableReplicas"),
+    )
 
 
 class ReplicaSetStrategy(Strategy):

@@ -27,7 +27,6 @@ from timonel.kinds.apps.intstr import (
 from timonel.kinds.apps.selector import (
     convert_selector,
     go_label_selector,
-    validate_label_selector,
 )
 from timonel.kinds.apps.workload import (
     CONTAINERS_COLUMN,
@@ -35,13 +34,16 @@ from timonel.kinds.apps.workload import (
     READY_COLUMN,
     as_dict,
     container_cells,
+    default_status_counters,
     default_template,
     int_field,
     semantic_equal,
     spec_of,
     status_of,
+    validate_replica_counts,
     validate_restart_always,
     validate_selector_matches_template,
+    validate_workload_selector,
 )
 from timonel.kinds.base import AGE_COLUMN, NAME_COLUMN, Column, ScaleSpec, Strategy
 from timonel.kinds.core.podspec import default_claim_spec
@@ -122,11 +124,7 @@ def default_stateful_set(obj: Object) -> None:
     for claim in spec.get("volumeClaimTemplates") or []:
         if isinstance(claim, dict):
             _default_claim_template(claim)
-    status = obj.get("status")
-    if isinstance(status, dict):
-        for name in _STATUS_COUNTERS:
-            if status.get(name) is None:
-                status[name] = 0
+    default_status_counters(obj, _STATUS_COUNTERS)
 
 
 def _validate_rolling_update(rolling: dict[str, Any], path: str) -> list[FieldError]:
@@ -209,20 +207,7 @@ def validate_stateful_set_spec(spec: Any) -> list[FieldError]:
     if isinstance(ordinals, dict):
         errors += validate_nonnegative(ordinals.get("start"), "spec.ordinals.start")
     selector = spec.get("selector")
-    if selector is None:
-        errors.append(required("spec.selector"))
-    else:
-        errors += validate_label_selector(selector, "spec.selector")
-        if isinstance(selector, dict) and not (
-            selector.get("matchLabels") or selector.get("matchExpressions")
-        ):
-            errors.append(
-                invalid_value(
-                    "spec.selector",
-                    go_label_selector(selector),
-                    "empty selector is invalid for statefulset",
-                )
-            )
+    errors += validate_workload_selector(selector, "statefulset")
     template = spec.get("template")
     if convert_selector(selector) is None:
         errors.append(invalid_value("spec.selector", go_label_selector(selector), ""))
@@ -234,35 +219,20 @@ def validate_stateful_set_spec(spec: Any) -> list[FieldError]:
 
 
 def validate_stateful_set_status(status: Any) -> list[FieldError]:
-    status = status if isinstance(status, dict) else {}
-    errors: list[FieldError] = []
-    for name in (
-        "replicas",
-        "readyReplicas",
-        "currentReplicas",
-        "updatedReplicas",
-        "availableReplicas",
-        "observedGeneration",
-        "collisionCount",
-    ):
-        errors += validate_nonnegative(status.get(name), f"status.{name}")
-    replicas = int_field(status, "replicas")
-    for name in ("readyReplicas", "currentReplicas", "updatedReplicas", "availableReplicas"):
-        if int_field(status, name) > replicas:
-            errors.append(
-                invalid_value(
-                    f"status.{name}", status[name], "cannot be greater than status.replicas"
-                )
-            )
-    if int_field(status, "availableReplicas") > int_field(status, "readyReplicas"):
-        errors.append(
-            invalid_value(
-                "status.availableReplicas",
-                status["availableReplicas"],
-                "cannot be greater than status.readyReplicas",
-            )
-        )
-    return errors
+    return validate_replica_counts(
+        status,
+        (
+            "replicas",
+            "readyReplicas",
+            "currentReplicas",
+            "updatedReplicas",
+            "availableReplicas",
+            "observedGeneration",
+            "collisionCount",
+        ),
+        ("readyReplicas", "currentReplicas", "updatedReplicas", "availableReplicas"),
+        ready_field="status.readyReplicas",
+    )
 
 
 def fixed_spec_changed(new: Object, old: Object) -> bool:

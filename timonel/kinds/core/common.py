@@ -20,6 +20,7 @@ from timonel.api.errors import (
     not_supported,
     required,
 )
+from timonel.api.objects import Object
 from timonel.api.quantity import Quantity, QuantityError, parse_quantity_value
 from timonel.api.validation import (
     LABEL_VALUE_ERROR,
@@ -114,6 +115,15 @@ def key(path: str, k: str) -> str:
 
 def as_dict(value: Any) -> dict[str, Any]:
     return value if isinstance(value, dict) else {}
+
+
+def spec_of(obj: Object) -> dict[str, Any]:
+    """obj["spec"], created empty when missing or not an object."""
+    spec = obj.get("spec")
+    if not isinstance(spec, dict):
+        spec = {}
+        obj["spec"] = spec
+    return spec
 
 
 def as_list(value: Any) -> list[Any]:

@@ -11,24 +11,25 @@ from timonel.api.errors import FieldError, forbidden, invalid_value, not_support
 from timonel.api.objects import Object, now_rfc3339
 from timonel.api.quantity import canonical_resource_list
 from timonel.api.validation import dns1123_subdomain_problems
-from timonel.kinds.base import AGE_COLUMN, NAME_COLUMN, Column, Strategy
+from timonel.kinds.base import AGE_COLUMN, NAME_COLUMN, Column
 from timonel.kinds.core.common import (
     as_dict,
     as_list,
     as_str,
-    immutable,
     key,
     quantity_or_error,
     spec_diff,
+    spec_of,
 )
 from timonel.kinds.core.persistentvolumeclaim import (
     STORAGE_CLASS_ANNOTATION,
+    PendingStorageStrategy,
     access_modes_cell,
     storage_cell,
 )
 from timonel.kinds.core.podscheduling import validate_node_selector
 from timonel.kinds.core.podspec import default_volume
-from timonel.kinds.core.podvolumes import ACCESS_MODES, VOLUME_MODES
+from timonel.kinds.core.podvolumes import access_mode_errors, class_and_mode_errors
 from timonel.kinds.printing import age, field_description
 
 RECLAIM_POLICIES = ["Delete", "Recycle", "Retain"]
@@ -41,14 +42,12 @@ PV_SOURCES = (
 )  # fmt: skip
 
 
-class PersistentVolumeStrategy(Strategy):
+class PersistentVolumeStrategy(PendingStorageStrategy):
     kind = "PersistentVolume"
     plural = "persistentvolumes"
     singular = "persistentvolume"
     namespaced = False
     short_names = ("pv",)
-    has_status = True
-    field_labels = ("name",)
     columns: ClassVar[tuple[Column, ...]] = (
         NAME_COLUMN,
         Column(
@@ -86,10 +85,7 @@ class PersistentVolumeStrategy(Strategy):
     )
 
     def default(self, obj: Object) -> None:
-        spec = obj.get("spec")
-        if not isinstance(spec, dict):
-            spec = {}
-            obj["spec"] = spec
+        spec = spec_of(obj)
         if not spec.get("persistentVolumeReclaimPolicy"):
             spec["persistentVolumeReclaimPolicy"] = "Retain"
         if spec.get("volumeMode") is None:
@@ -100,12 +96,7 @@ class PersistentVolumeStrategy(Strategy):
         sources = {k: v for k, v in spec.items() if k in PV_SOURCES and isinstance(v, dict)}
         if sources:
             default_volume(sources)
-        status = obj.get("status")
-        if not isinstance(status, dict):
-            status = {}
-            obj["status"] = status
-        if not status.get("phase"):
-            status["phase"] = "Pending"
+        self.default_pending(obj)
 
     def prepare_for_create(self, obj: Object) -> None:
         obj["status"] = {"phase": "Pending", "lastPhaseTransitionTime": now_rfc3339()}
@@ -144,8 +135,7 @@ class PersistentVolumeStrategy(Strategy):
                     + spec_diff(old_source, new_source, "spec"),
                 )
             )
-        if spec.get("volumeMode") != old_spec.get("volumeMode"):
-            errors.append(immutable("volumeMode", spec.get("volumeMode")))
+        errors += self.fixed_field_errors(spec, old_spec)
         if old_spec.get("nodeAffinity") is not None and spec.get("nodeAffinity") != old_spec.get(
             "nodeAffinity"
         ):
@@ -171,11 +161,6 @@ class PersistentVolumeStrategy(Strategy):
 
     def table_row(self, obj: Object) -> list[Any]:
         return persistent_volume_row(obj)
-
-    def selectable_fields(self, obj: Object) -> dict[str, str]:
-        fields = super().selectable_fields(obj)
-        fields["name"] = as_str(as_dict(obj.get("metadata")).get("name"))
-        return fields
 
 
 def persistent_volume_row(volume: Object, now: datetime | None = None) -> list[Any]:
@@ -212,18 +197,7 @@ def validate_volume_spec(spec: dict[str, Any]) -> list[FieldError]:
     modes = as_list(spec.get("accessModes"))
     if not modes:
         errors.append(required("spec.accessModes"))
-    once_pod = other = False
-    for mode in modes:
-        if mode not in ACCESS_MODES:
-            errors.append(not_supported("spec.accessModes", mode, ACCESS_MODES))
-        elif mode == "ReadWriteOncePod":
-            once_pod = True
-        else:
-            other = True
-    if once_pod and other:
-        errors.append(
-            forbidden("spec.accessModes", "may not use ReadWriteOncePod with other access modes")
-        )
+    errors += access_mode_errors(modes, "spec.accessModes")
     capacity = as_dict(spec.get("capacity"))
     if not capacity:
         errors.append(required("spec.capacity"))
@@ -275,16 +249,7 @@ def validate_volume_spec(spec: dict[str, Any]) -> list[FieldError]:
                 "may not be 'recycle' for a hostPath mount of '/'",
             )
         )
-    class_name = spec.get("storageClassName")
-    if class_name:
-        errors += [
-            invalid_value("spec.storageClassName", class_name, p)
-            for p in dns1123_subdomain_problems(as_str(class_name))
-        ]
-    mode = spec.get("volumeMode")
-    if mode is not None and mode not in VOLUME_MODES:
-        errors.append(not_supported("spec.volumeMode", mode, VOLUME_MODES))
-    return errors
+    return errors + class_and_mode_errors(spec, "spec")
 
 
 def _validate_pv_source(

@@ -19,6 +19,7 @@ from timonel.kinds.core.common import (
     key,
     quantity_or_error,
     spec_diff,
+    spec_of,
 )
 from timonel.kinds.core.podspec import default_claim_spec
 from timonel.kinds.core.podvolumes import validate_claim_spec
@@ -53,13 +54,42 @@ def storage_cell(resources: Any) -> str:
         return as_str(value)
 
 
-class PersistentVolumeClaimStrategy(Strategy):
+class PendingStorageStrategy(Strategy):
+    """What PersistentVolumes and PersistentVolumeClaims share: a spec and a status that
+    starts Pending, a `name` field selector, and a fixed volumeMode."""
+
+    has_status = True
+    field_labels = ("name",)
+
+    @staticmethod
+    def default_pending(obj: Object) -> dict[str, Any]:
+        """obj["status"], made an object in phase Pending unless it has a phase."""
+        status = obj.get("status")
+        if not isinstance(status, dict):
+            status = {}
+            obj["status"] = status
+        if not status.get("phase"):
+            status["phase"] = "Pending"
+        return status
+
+    @staticmethod
+    def fixed_field_errors(spec: dict[str, Any], old_spec: dict[str, Any]) -> list[FieldError]:
+        """volumeMode cannot change."""
+        if spec.get("volumeMode") != old_spec.get("volumeMode"):
+            return [immutable("volumeMode", spec.get("volumeMode"))]
+        return []
+
+    def selectable_fields(self, obj: Object) -> dict[str, str]:
+        fields = super().selectable_fields(obj)
+        fields["name"] = as_str(as_dict(obj.get("metadata")).get("name"))
+        return fields
+
+
+class PersistentVolumeClaimStrategy(PendingStorageStrategy):
     kind = "PersistentVolumeClaim"
     plural = "persistentvolumeclaims"
     singular = "persistentvolumeclaim"
     short_names = ("pvc",)
-    has_status = True
-    field_labels = ("name",)
     columns: ClassVar[tuple[Column, ...]] = (
         NAME_COLUMN,
         Column(
@@ -91,17 +121,8 @@ class PersistentVolumeClaimStrategy(Strategy):
     )
 
     def default(self, obj: Object) -> None:
-        spec = obj.get("spec")
-        if not isinstance(spec, dict):
-            spec = {}
-            obj["spec"] = spec
-        default_claim_spec(spec)
-        status = obj.get("status")
-        if not isinstance(status, dict):
-            status = {}
-            obj["status"] = status
-        if not status.get("phase"):
-            status["phase"] = "Pending"
+        default_claim_spec(spec_of(obj))
+        status = self.default_pending(obj)
         for field in ("capacity", "allocatedResources"):
             if isinstance(status.get(field), dict):
                 status[field], _ = canonical_resource_list(status[field])
@@ -185,8 +206,7 @@ class PersistentVolumeClaimStrategy(Strategy):
                         "field can not be less than status.capacity",
                     )
                 )
-        if spec.get("volumeMode") != old_spec.get("volumeMode"):
-            errors.append(immutable("volumeMode", spec.get("volumeMode")))
+        errors += self.fixed_field_errors(spec, old_spec)
         old_vac = old_spec.get("volumeAttributesClassName")
         new_vac = spec.get("volumeAttributesClassName")
         if old_vac is not None and new_vac != old_vac:
@@ -240,11 +260,6 @@ class PersistentVolumeClaimStrategy(Strategy):
             creation_age(obj),
             "<unset>" if spec.get("volumeMode") is None else as_str(spec.get("volumeMode")),
         ]
-
-    def selectable_fields(self, obj: Object) -> dict[str, str]:
-        fields = super().selectable_fields(obj)
-        fields["name"] = as_str(as_dict(obj.get("metadata")).get("name"))
-        return fields
 
 
 def _set_or_drop(holder: dict[str, Any], field: str, value: Any) -> None:

@@ -438,6 +438,37 @@ ACCESS_MODES = ["ReadOnlyMany", "ReadWriteMany", "ReadWriteOnce", "ReadWriteOnce
 VOLUME_MODES = ["Block", "Filesystem"]
 
 
+def access_mode_errors(modes: list[Any], path: str) -> list[FieldError]:
+    """Known access modes, and ReadWriteOncePod alone (volumes and claims alike)."""
+    errors: list[FieldError] = []
+    once_pod = other = False
+    for mode in modes:
+        if mode not in ACCESS_MODES:
+            errors.append(not_supported(path, mode, ACCESS_MODES))
+        elif mode == "ReadWriteOncePod":
+            once_pod = True
+        else:
+            other = True
+    if once_pod and other:
+        errors.append(forbidden(path, "may not use ReadWriteOncePod with other access modes"))
+    return errors
+
+
+def class_and_mode_errors(spec: dict[str, Any], path: str) -> list[FieldError]:
+    """storageClassName a DNS subdomain, volumeMode a known one (volumes and claims alike)."""
+    errors: list[FieldError] = []
+    class_name = spec.get("storageClassName")
+    if class_name:
+        errors += [
+            invalid_value(child(path, "storageClassName"), class_name, p)
+            for p in dns1123_subdomain_problems(as_str(class_name))
+        ]
+    mode = spec.get("volumeMode")
+    if mode is not None and mode not in VOLUME_MODES:
+        errors.append(not_supported(child(path, "volumeMode"), mode, VOLUME_MODES))
+    return errors
+
+
 def validate_claim_spec(spec: dict[str, Any], path: str) -> list[FieldError]:
     """ValidatePersistentVolumeClaimSpec."""
     errors: list[FieldError] = []
@@ -446,20 +477,7 @@ def validate_claim_spec(spec: dict[str, Any], path: str) -> list[FieldError]:
         errors.append(required(child(path, "accessModes"), "at least 1 access mode is required"))
     if spec.get("selector") is not None:
         errors += validate_label_selector(spec.get("selector"), child(path, "selector"))
-    once_pod = other = False
-    for mode in modes:
-        if mode not in ACCESS_MODES:
-            errors.append(not_supported(child(path, "accessModes"), mode, ACCESS_MODES))
-        elif mode == "ReadWriteOncePod":
-            once_pod = True
-        else:
-            other = True
-    if once_pod and other:
-        errors.append(
-            forbidden(
-                child(path, "accessModes"), "may not use ReadWriteOncePod with other access modes"
-            )
-        )
+    errors += access_mode_errors(modes, child(path, "accessModes"))
     requests = as_dict(as_dict(spec.get("resources")).get("requests"))
     storage_path = key(child(path, "resources"), "storage")
     if "storage" not in requests:
@@ -473,15 +491,7 @@ def validate_claim_spec(spec: dict[str, Any], path: str) -> list[FieldError]:
                 )
             else:
                 errors += validate_resource_quantity("storage", storage, storage_path)
-    class_name = spec.get("storageClassName")
-    if class_name:
-        errors += [
-            invalid_value(child(path, "storageClassName"), class_name, p)
-            for p in dns1123_subdomain_problems(as_str(class_name))
-        ]
-    mode = spec.get("volumeMode")
-    if mode is not None and mode not in VOLUME_MODES:
-        errors.append(not_supported(child(path, "volumeMode"), mode, VOLUME_MODES))
+    errors += class_and_mode_errors(spec, path)
     for field in ("dataSource", "dataSourceRef"):
         source = spec.get(field)
         if source is None:

@@ -11,6 +11,7 @@ from timonel.agent.dns.registration import (
     slice_differs,
     slice_name,
     updated_slice,
+    with_current_conditions,
 )
 
 NODE_A = DnsEndpoint("node-a", "192.168.1.10", 10053, 9153)
@@ -79,7 +80,8 @@ def test_a_changed_slice_is_rewritten_keeping_what_others_added() -> None:
 
 
 def test_endpoints_gather_the_nodes_grouped_by_ports() -> None:
-    # Groups in port order, addresses in address order: the same whichever node writes.
+    # Groups in port order, addresses in address order: the same whichever node writes;
+    # a node's endpoint marked not ready (its Node is not Ready) under notReadyAddresses.
     other_port = DnsEndpoint("node-c", "192.168.1.5", 5353)
     not_ready = planned_slice(DnsEndpoint("node-d", "192.168.1.6", 10053, 9153))
     not_ready["endpoints"][0]["conditions"]["ready"] = False
@@ -99,6 +101,7 @@ def test_endpoints_gather_the_nodes_grouped_by_ports() -> None:
                 {"ip": "192.168.1.10", "nodeName": "node-a"},
                 {"ip": "192.168.1.11", "nodeName": "node-b"},
             ],
+            "notReadyAddresses": [{"ip": "192.168.1.6", "nodeName": "node-d"}],
             "ports": [
                 {"name": "dns", "port": 10053, "protocol": "UDP"},
                 {"name": "dns-tcp", "port": 10053, "protocol": "TCP"},
@@ -117,3 +120,16 @@ def test_endpoints_are_written_only_when_they_change() -> None:
     assert planned_endpoints(created, subsets) is None
     emptied = planned_endpoints(created, [])
     assert emptied is not None and "subsets" not in emptied
+
+
+def test_republishing_keeps_the_readiness_the_server_decided() -> None:
+    current = planned_slice(NODE_A)
+    current["endpoints"][0]["conditions"] = {"ready": False, "serving": False, "terminating": False}
+    kept = with_current_conditions(planned_slice(NODE_A), current)
+    assert not slice_differs(current, kept)
+    # A new address starts ready; the server corrects it if the node is not.
+    moved = with_current_conditions(
+        planned_slice(DnsEndpoint("node-a", "192.168.1.99", 10053, 9153)), current
+    )
+    assert moved["endpoints"][0]["conditions"]["ready"] is True
+    assert slice_differs(current, moved)

@@ -121,3 +121,6 @@ async def test_grpc_health_checks() -> None:
         )
     finally:
         await server.stop(None)
+    refused = await run_grpc("127.0.0.1", port, "", 2)
+    assert refused.result == FAILURE
+    assert refused.output.startswith(f'failed to connect service "127.0.0.1:{port}" within 2s')

@@ -1,0 +1,1 @@
+"""The pod network between nodes: host-gw routes to every other node's podCIDR."""
