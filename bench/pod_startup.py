@@ -6,18 +6,20 @@ name and cluster CIDR, and waits for the node to be Ready. Then, in one run:
 
 - agent idle: RSS and CPU of the agent process (and containerd's RSS) over `--idle`
   seconds with no pods (bench/agent_idle.py measures this in detail, also with pods);
-- through the agent: `--pods` pods created one after another (each deleted, and gone,
-  before the next), then `--concurrent` pods created at once. Latency per pod is from just
-  before its POST to the first watch event showing every container running (the image is
-  already on the node); the scheduler's binding is part of it and reported separately;
-- straight through CRI, on the agent's own containerd: the same pods (same image, same
-  command, a sandbox on the same CNI bridge) with bench/cri_pod_start.py's PodBench: the
-  floor a kubelet on this node can reach;
-- `podman kube play` of the same pod (bench/podman_peer.py), once the agent and server
-  are stopped, when podman is installed.
+- the same pod three ways, in the same run: through the API server and the agent
+  (latency from just before its POST to the first watch event showing every container
+  running, the image already on the node; the scheduler's binding is part of it and
+  reported separately; and the agent's CPU time per pod, start and teardown); straight
+  through CRI on the agent's own containerd (same image, command and CNI bridge, with
+  bench/cri_pod_start.py's PodBench: the floor a kubelet on this node can reach); and
+  `podman kube play` (bench/podman_peer.py, private storage and configuration) when podman
+  is installed. `--pods` pods one after another, the three ways taking turns pod by pod
+  (so that other load on this shared machine falls on all of them alike), each pod
+  removed before the next; then `--concurrent` pods created at once, each way in turn.
 
 The closing `summary` gives p50 / p99 in ms per way and the aims (sequential p99 under
-0.5 s, within 1.3x of CRI, faster than podman). Everything is removed at the end, also on failure. Run as root from the repository:
+0.5 s, within 1.3x of CRI, faster than podman), also printed as a table. Everything is
+removed at the end, also on failure. Run as root from the repository:
 
     .venv/bin/python bench/pod_startup.py [--pods 50] [--concurrent 20] [--json out.json]
 """
@@ -37,7 +39,7 @@ import tempfile
 import time
 import uuid
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -223,67 +225,6 @@ async def delete(session: aiohttp.ClientSession, name: str) -> float:
     return started
 
 
-async def through_agent(
-    session: aiohttp.ClientSession,
-    watcher: PodWatcher,
-    pods: int,
-    concurrent: int,
-    agent_pid: int | None = None,
-) -> dict[str, Any]:
-    """Latencies, and (given the agent's PID) its CPU time per pod: start and teardown,
-    the figure that moves least with other load on the machine."""
-
-    def agent_cpu() -> float:
-        return harness.pid_cpu_seconds(agent_pid) if agent_pid is not None else 0.0
-
-    async def one_by_one(prefix: str, count: int) -> tuple[list[float], list[float], list[float]]:
-        start, bind, teardown = [], [], []
-        for index in range(count):
-            name = f"{prefix}-{index}"
-            created = await create(session, name)
-            await watcher.wait(watcher.running, [name])
-            start.append(watcher.running[name] - created)
-            bind.append(watcher.bound[name] - created)
-            deleted = await delete(session, name)
-            await watcher.wait(watcher.gone, [name])
-            teardown.append(watcher.gone[name] - deleted)
-        return start, bind, teardown
-
-    await one_by_one("warm-up", 1)
-    started = time.perf_counter()
-    cpu_before = agent_cpu()
-    start, bind, teardown = await one_by_one("seq", pods)
-    report: dict[str, Any] = {
-        "sequential": {
-            "pods": pods,
-            "wall_s": round(time.perf_counter() - started, 2),
-            "agent_cpu_ms_per_pod": round(1000 * (agent_cpu() - cpu_before) / pods, 1),
-            "created_to_running": harness.latency_summary(start),
-            "created_to_bound": harness.latency_summary(bind),
-            "delete_to_gone": harness.latency_summary(teardown),
-        }
-    }
-    names = [f"con-{i}" for i in range(concurrent)]
-    round_started = time.perf_counter()
-    created = await asyncio.gather(*(create(session, name) for name in names))
-    await watcher.wait(watcher.running, names)
-    all_running = max(watcher.running.values()) - round_started
-    deleted = await asyncio.gather(*(delete(session, name) for name in names))
-    await watcher.wait(watcher.gone, names)
-    report["concurrent"] = {
-        "pods": concurrent,
-        "all_running_s": round(all_running, 2),
-        "all_gone_s": round(max(watcher.gone[n] for n in names) - min(deleted), 2),
-        "created_to_running": harness.latency_summary(
-            [watcher.running[n] - c for n, c in zip(names, created, strict=True)]
-        ),
-        "created_to_bound": harness.latency_summary(
-            [watcher.bound[n] - c for n, c in zip(names, created, strict=True)]
-        ),
-    }
-    return report
-
-
 @dataclass
 class _NodeShim:
     """What PodBench needs of a node: where pods' cgroups go."""
@@ -291,36 +232,102 @@ class _NodeShim:
     cgroup_parent: str
 
 
-async def through_cri(
-    socket: Path, node_name: str, logs: Path, pods: int, concurrent: int
-) -> dict[str, Any]:
-    async with CriClient(socket, timeout=60) as cri:
-        bench = PodBench(_NodeShim(f"/timonel-{node_name}"), cri, logs)  # type: ignore[arg-type]
-        warm = await bench.start("cri-warm-up", Timings())
-        await bench.stop(*warm, Timings())
-        sequential = Timings()
-        started = time.perf_counter()
-        for index in range(pods):
-            pod = await bench.start(f"cri-seq-{index}", sequential)
-            await bench.stop(*pod, sequential)
-        report: dict[str, Any] = {
-            "sequential": {
-                "pods": pods,
-                "wall_s": round(time.perf_counter() - started, 2),
-                "phases_ms": sequential.summary(),
-            }
+@dataclass
+class AgentWay:
+    """Pods through the API server and the node agent."""
+
+    session: aiohttp.ClientSession
+    watcher: PodWatcher
+    agent_pid: int
+    start: list[float] = field(default_factory=list)
+    bind: list[float] = field(default_factory=list)
+    teardown: list[float] = field(default_factory=list)
+    cpu_seconds: float = 0.0
+
+    async def one(self, name: str) -> None:
+        cpu_before = harness.pid_cpu_seconds(self.agent_pid)
+        created = await create(self.session, name)
+        await self.watcher.wait(self.watcher.running, [name])
+        self.start.append(self.watcher.running[name] - created)
+        self.bind.append(self.watcher.bound[name] - created)
+        deleted = await delete(self.session, name)
+        await self.watcher.wait(self.watcher.gone, [name])
+        self.teardown.append(self.watcher.gone[name] - deleted)
+        self.cpu_seconds += harness.pid_cpu_seconds(self.agent_pid) - cpu_before
+
+    def sequential(self) -> dict[str, Any]:
+        return {
+            "pods": len(self.start),
+            "agent_cpu_ms_per_pod": round(1000 * self.cpu_seconds / len(self.start), 1),
+            "created_to_running": harness.latency_summary(self.start),
+            "created_to_bound": harness.latency_summary(self.bind),
+            "delete_to_gone": harness.latency_summary(self.teardown),
         }
-        parallel = Timings()
-        started = time.perf_counter()
-        running = await asyncio.gather(
-            *(bench.start(f"cri-con-{i}", parallel) for i in range(concurrent))
-        )
-        all_running = time.perf_counter() - started
-        await asyncio.gather(*(bench.stop(*pod, parallel) for pod in running))
-        report["concurrent"] = {
-            "pods": concurrent,
+
+    async def at_once(self, names: list[str]) -> dict[str, Any]:
+        watcher = self.watcher
+        round_started = time.perf_counter()
+        created = await asyncio.gather(*(create(self.session, name) for name in names))
+        await watcher.wait(watcher.running, names)
+        all_running = max(watcher.running[n] for n in names) - round_started
+        deleted = await asyncio.gather(*(delete(self.session, name) for name in names))
+        await watcher.wait(watcher.gone, names)
+        return {
+            "pods": len(names),
             "all_running_s": round(all_running, 2),
-            "phases_ms": parallel.summary(),
+            "all_gone_s": round(max(watcher.gone[n] for n in names) - min(deleted), 2),
+            "created_to_running": harness.latency_summary(
+                [watcher.running[n] - c for n, c in zip(names, created, strict=True)]
+            ),
+            "created_to_bound": harness.latency_summary(
+                [watcher.bound[n] - c for n, c in zip(names, created, strict=True)]
+            ),
+        }
+
+
+async def compare(
+    agent: AgentWay,
+    cri: PodBench,
+    podman: podman_peer.Podman | None,
+    pods: int,
+    concurrent: int,
+) -> dict[str, Any]:
+    """The three ways side by side. One after another, the ways take turns pod by pod, so
+    that other load on the machine falls on all of them alike; then `concurrent` pods at
+    once, each way in turn."""
+    await agent.one("warm-up")
+    await cri.stop(*await cri.start("cri-warm-up", Timings()), Timings())
+    cri_sequential = Timings()
+    podman_times: list[tuple[float, float, float]] = []
+    for index in range(pods):
+        await agent.one(f"seq-{index}")
+        await cri.stop(*await cri.start(f"cri-seq-{index}", cri_sequential), cri_sequential)
+        if podman is not None:
+            podman_times.append(await podman.one(f"seq-{index}"))
+    report: dict[str, Any] = {
+        "through_agent": {"sequential": agent.sequential()},
+        "through_cri": {"sequential": {"pods": pods, "phases_ms": cri_sequential.summary()}},
+    }
+    report["through_agent"]["concurrent"] = await agent.at_once(
+        [f"con-{i}" for i in range(concurrent)]
+    )
+    parallel = Timings()
+    started = time.perf_counter()
+    running = await asyncio.gather(
+        *(cri.start(f"cri-con-{i}", parallel) for i in range(concurrent))
+    )
+    all_running = time.perf_counter() - started
+    await asyncio.gather(*(cri.stop(*pod, parallel) for pod in running))
+    report["through_cri"]["concurrent"] = {
+        "pods": concurrent,
+        "all_running_s": round(all_running, 2),
+        "phases_ms": parallel.summary(),
+    }
+    if podman is not None:
+        report["podman"] = {
+            "version": podman.version,
+            "sequential": podman_peer.sequential_report(podman_times),
+            "concurrent": await podman.at_once([f"con-{i}" for i in range(concurrent)]),
         }
     return report
 
@@ -406,32 +413,31 @@ async def run(arguments: argparse.Namespace) -> dict[str, Any]:
             watcher = PodWatcher(session)
             watcher.task = asyncio.create_task(watcher.run())
             try:
-                report["through_agent"] = await through_agent(
-                    session,
-                    watcher,
-                    arguments.pods,
-                    arguments.concurrent,
-                    processes.agent.pid,
-                )
+                async with contextlib.AsyncExitStack() as stack:
+                    cri = await stack.enter_async_context(
+                        CriClient(
+                            default_run_dir(processes.agent_dir) / "containerd.sock", timeout=60
+                        )
+                    )
+                    shim = _NodeShim(f"/timonel-{processes.node_name}")
+                    bench = PodBench(shim, cri, base / "cri-logs")  # type: ignore[arg-type]
+                    podman = None
+                    if arguments.no_podman:
+                        report["podman"] = "not measured (--no-podman)"
+                    elif not podman_peer.available():
+                        report["podman"] = "not measured (apt-get install -y podman)"
+                    else:
+                        podman = await stack.enter_async_context(podman_peer.private_podman())
+                    agent = AgentWay(session, watcher, processes.agent.pid)
+                    report.update(
+                        await compare(agent, bench, podman, arguments.pods, arguments.concurrent)
+                    )
             finally:
                 watcher.task.cancel()
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await watcher.task
-            report["through_cri"] = await through_cri(
-                default_run_dir(processes.agent_dir) / "containerd.sock",
-                processes.node_name,
-                base / "cri-logs",
-                arguments.pods,
-                arguments.concurrent,
-            )
     finally:
         shutil.rmtree(base, ignore_errors=True)
-    if arguments.no_podman:
-        report["podman"] = "not measured (--no-podman)"
-    elif not podman_peer.available():
-        report["podman"] = "not measured (podman is not installed: apt-get install -y podman)"
-    else:
-        report["podman"] = await podman_peer.measure(arguments.pods, arguments.concurrent)
     report["summary"] = summary(report)
     return report
 
@@ -468,6 +474,26 @@ def summary(report: dict[str, Any]) -> dict[str, Any]:
     return rows
 
 
+def print_summary(rows: dict[str, Any]) -> None:
+    table = []
+    for mode in ("sequential", "concurrent"):
+        row = rows.get(mode, {})
+        cells = [mode]
+        for way in ("timonel", "cri", "podman"):
+            cells.append(" / ".join(str(v) for v in row[way]) if way in row else "n/a")
+        cells.append(
+            f"{row.get('timonel_over_cri_p50', 'n/a')} / {row.get('timonel_over_cri_p99', 'n/a')}"
+        )
+        table.append(cells)
+    harness.print_table(
+        "created -> running, p50 / p99 ms (aims: sequential p99 < 500; <= 1.3x CRI; < podman)",
+        table,
+        ["pods", "timonel", "CRI", "podman", "timonel / CRI"],
+    )
+    for aim, met in rows.get("aims", {}).items():
+        print(f"  {aim}: {'yes' if met else 'NO'}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--pods", type=int, default=50, help="pods created one after another")
@@ -480,6 +506,7 @@ def main() -> None:
     report = asyncio.run(run(arguments))
     text = json.dumps(report, indent=2)
     print(text)
+    print_summary(report["summary"])
     if arguments.json:
         arguments.json.write_text(text + "\n")
 

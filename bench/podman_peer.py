@@ -31,6 +31,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -119,6 +120,7 @@ def remove_chains(chains: set[tuple[str, str]]) -> None:
 class Podman:
     def __init__(self, base: Path) -> None:
         self.base = base
+        self.version = ""
         subnet, pool = free_subnets("10.216.0.0/13", 16, 2)
         conf = base / "containers.conf"
         conf.write_text(
@@ -203,6 +205,22 @@ runroot = "{base}/run"
         await self.arun("pod", "rm", "-f", "-t", "0", name)
         return time.perf_counter() - started
 
+    async def one(self, name: str) -> tuple[float, float, float]:
+        """(kube play returned, running, removed) for one pod, in seconds."""
+        played, running = await self.start(name)
+        return played, running, await self.remove(name)
+
+    async def at_once(self, names: list[str]) -> dict[str, Any]:
+        started = time.perf_counter()
+        results = await asyncio.gather(*(self.start(name) for name in names))
+        all_running = time.perf_counter() - started
+        await asyncio.gather(*(self.remove(name) for name in names))
+        return {
+            "pods": len(names),
+            "all_running_s": round(all_running, 2),
+            "created_to_running": harness.latency_summary([run for _, run in results]),
+        }
+
     def teardown(self) -> None:
         with contextlib.suppress(Exception):
             self.run("pod", "rm", "-a", "-f", "-t", "0", check=False)
@@ -210,40 +228,29 @@ runroot = "{base}/run"
             self.run("system", "reset", "-f", check=False)
 
 
-async def measure(pods: int, concurrent: int) -> dict[str, Any]:
+def sequential_report(times: list[tuple[float, float, float]]) -> dict[str, Any]:
+    return {
+        "pods": len(times),
+        "kube_play_returned": harness.latency_summary([t[0] for t in times]),
+        "created_to_running": harness.latency_summary([t[1] for t in times]),
+        "pod_rm": harness.latency_summary([t[2] for t in times]),
+    }
+
+
+@contextlib.asynccontextmanager
+async def private_podman() -> AsyncIterator[Podman]:
+    """A podman of our own, its image loaded and its first pod (which builds podman's pause
+    image) done; afterwards everything removed, also what podman leaves outside its
+    directories (see the module docstring)."""
     existed = {path: path.exists() for path in SHARED_LEFTOVERS}
     chains_before = iptables_chains()
     base = Path(tempfile.mkdtemp(prefix="timonel-podman-"))
     podman = Podman(base)
-    report: dict[str, Any] = {"version": podman.run("--version").strip()}
     try:
+        podman.version = podman.run("--version").strip()
         podman.load_image()
-        await podman.start("warm-up")  # builds podman's own pause image on first use
-        await podman.remove("warm-up")
-        played, running, removed = [], [], []
-        started = time.perf_counter()
-        for index in range(pods):
-            play, run = await podman.start(f"seq-{index}")
-            played.append(play)
-            running.append(run)
-            removed.append(await podman.remove(f"seq-{index}"))
-        report["sequential"] = {
-            "pods": pods,
-            "wall_s": round(time.perf_counter() - started, 2),
-            "kube_play_returned": harness.latency_summary(played),
-            "created_to_running": harness.latency_summary(running),
-            "pod_rm": harness.latency_summary(removed),
-        }
-        names = [f"con-{index}" for index in range(concurrent)]
-        started = time.perf_counter()
-        results = await asyncio.gather(*(podman.start(name) for name in names))
-        all_running = time.perf_counter() - started
-        await asyncio.gather(*(podman.remove(name) for name in names))
-        report["concurrent"] = {
-            "pods": concurrent,
-            "all_running_s": round(all_running, 2),
-            "created_to_running": harness.latency_summary([run for _, run in results]),
-        }
+        await podman.one("warm-up")
+        yield podman
     finally:
         podman.teardown()
         shutil.rmtree(base, ignore_errors=True)
@@ -258,7 +265,16 @@ async def measure(pods: int, concurrent: int) -> dict[str, Any]:
                 shutil.rmtree(path, ignore_errors=True)
                 with contextlib.suppress(OSError):
                     path.unlink()
-    return report
+
+
+async def measure(pods: int, concurrent: int) -> dict[str, Any]:
+    async with private_podman() as podman:
+        times = [await podman.one(f"seq-{index}") for index in range(pods)]
+        return {
+            "version": podman.version,
+            "sequential": sequential_report(times),
+            "concurrent": await podman.at_once([f"con-{i}" for i in range(concurrent)]),
+        }
 
 
 def main() -> None:

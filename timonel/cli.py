@@ -19,7 +19,10 @@ def _server_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> 
     parser.add_argument("--bind-address", default="0.0.0.0")
     parser.add_argument("--https-listen-port", type=int, default=6443)
     parser.add_argument(
-        "--datastore-endpoint", default="", help="sqlite:///path (default under --data-dir)"
+        "--datastore-endpoint",
+        default="",
+        help="sqlite:///path (default: under --data-dir), etcd://host:port[,host:port...] "
+        "(etcd v3.4+, tried in order), or etcds://host:port,...?cacert=F&cert=F&key=F for TLS",
     )
     parser.add_argument("--write-kubeconfig", type=Path, default=None)
     parser.add_argument("--cluster-cidr", default="10.42.0.0/16")

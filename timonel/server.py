@@ -75,7 +75,17 @@ def open_storage(endpoint: str, data_dir: Path) -> Storage:
         path = endpoint.removeprefix("sqlite://")
         Path(path).parent.mkdir(parents=True, exist_ok=True)
         return SQLiteStorage(path)
-    raise SystemExit(f"unsupported datastore endpoint: {endpoint} (supported: sqlite:///path)")
+    from timonel.storage.etcd import EtcdStorage, is_etcd_endpoint, parse_endpoint
+
+    if is_etcd_endpoint(endpoint):
+        try:
+            return EtcdStorage(parse_endpoint(endpoint))
+        except ValueError as error:
+            raise SystemExit(f"invalid datastore endpoint: {error}") from None
+    raise SystemExit(
+        f"unsupported datastore endpoint: {endpoint} "
+        "(supported: sqlite:///path, etcd://host:port[,host:port...], etcds://...)"
+    )
 
 
 class ControlPlane:

@@ -35,7 +35,14 @@ from timonel.api.selectors import (
 )
 from timonel.apiserver import admission
 from timonel.apiserver.context import ApiRequest, ApiResponse, json_response
-from timonel.apiserver.negotiation import PatchType, decode_object, decode_patch, wants_table
+from timonel.apiserver.negotiation import (
+    JSON,
+    PatchType,
+    decode_object,
+    decode_patch,
+    media_type,
+    wants_table,
+)
 from timonel.apiserver.store import (
     ResourceStore,
     decode_from_storage,
@@ -506,7 +513,9 @@ class ResourceHandlers:
         dry_run = _dry_run(request)
         self._check_namespace(strategy, obj, namespace)
         manager = _field_manager(request)
-        created = await self.create_object(request, store, obj, manager=manager, dry_run=dry_run)
+        created = await self.create_object(
+            request, store, obj, manager=manager, dry_run=dry_run, native=_json_body(request)
+        )
         return self.object_response(request, strategy, created, 201)
 
     async def create_object(
@@ -518,7 +527,10 @@ class ResourceHandlers:
         manager: str,
         dry_run: bool,
         apply_config: Object | None = None,
+        native: bool = False,
     ) -> Object:
+        """Create `obj` (changed in place and returned). `native`: it is made of what JSON
+        parses to, so storage may hand it to the watch cache as it is."""
         strategy = store.strategy
         meta = meta_of(obj)
         if meta.get("resourceVersion"):
@@ -554,9 +566,11 @@ class ResourceHandlers:
             return obj
         for attempt in range(_GENERATE_NAME_RETRIES):
             try:
+                stored = store.to_stored(obj)
                 kv = await store.storage.create(
                     store.key(meta.get("namespace", ""), meta["name"]),
-                    encode_for_storage(store.to_stored(obj)),
+                    encode_for_storage(stored),
+                    decoded=stored if native else None,
                 )
                 break
             except KeyExists:
@@ -589,6 +603,7 @@ class ResourceHandlers:
             )
         manager = _field_manager(request)
         expected_rv = meta.get("resourceVersion") or ""
+        native = _json_body(request)
 
         async def replace(current: Object | None, revision: int) -> ApiResponse:
             if current is None:
@@ -596,12 +611,15 @@ class ResourceHandlers:
             result, status = await self.update_object(
                 request,
                 store,
-                copy.deepcopy(obj),
+                # Each attempt changes its own copy. What JSON parsed to is copied by a
+                # round trip through orjson, many times faster than deepcopy.
+                orjson.loads(orjson.dumps(obj)) if native else copy.deepcopy(obj),
                 current,
                 revision,
                 manager=manager,
                 subresource=subresource,
                 dry_run=dry_run,
+                native=native,
             )
             return self.object_response(request, strategy, result, status)
 
@@ -664,9 +682,11 @@ class ResourceHandlers:
         subresource: str,
         dry_run: bool,
         managed_by_apply: bool = False,
+        native: bool = False,
     ) -> tuple[Object, int]:
         """Validate and store `new` as the successor of `current` (read at `revision`).
-        Raises RevisionMismatch when another write won the race."""
+        Raises RevisionMismatch when another write won the race. `native`: `new` is made
+        of what JSON parses to (see create_object)."""
         strategy = store.strategy
         meta = meta_of(new)
         old_meta = current.get("metadata") or {}
@@ -758,10 +778,12 @@ class ResourceHandlers:
             await admission.after_delete(self.api, strategy, new)
             meta["resourceVersion"] = str(deleted.mod_revision)
             return new, 200
+        stored = store.to_stored(new)
         kv = await store.storage.update(
             store.key(meta.get("namespace", ""), meta["name"]),
-            encode_for_storage(store.to_stored(new)),
+            encode_for_storage(stored),
             expected_revision=revision,
+            decoded=stored if native else None,
         )
         meta["resourceVersion"] = str(kv.mod_revision)
         return new, 200
@@ -835,6 +857,8 @@ class ResourceHandlers:
                 subresource=subresource,
                 dry_run=dry_run,
                 managed_by_apply=is_apply,
+                # JSON, merge and strategic patches are JSON applied to parsed JSON.
+                native=not is_apply,
             )
             return self.object_response(request, strategy, result, status)
 
@@ -955,10 +979,12 @@ class ResourceHandlers:
                         return current, 200
                     umeta = meta_of(updated)
                     umeta.pop("resourceVersion", None)
+                    stored = store.to_stored(updated)
                     kv = await store.storage.update(
                         store.key(namespace, name),
-                        encode_for_storage(store.to_stored(updated)),
+                        encode_for_storage(stored),
                         expected_revision=revision,
+                        decoded=stored,  # the stored object with deletion marks
                     )
                     umeta["resourceVersion"] = str(kv.mod_revision)
                     return updated, 202
@@ -1002,6 +1028,11 @@ class ResourceHandlers:
                 "items": deleted,
             }
         )
+
+
+def _json_body(request: ApiRequest) -> bool:
+    """Whether the request's body was JSON (so what it decoded to is what JSON parses to)."""
+    return media_type(request.headers.get("Content-Type")) in (JSON, "", "*/*")
 
 
 def _same_ignoring_time(new: Object, current: Object) -> bool:

@@ -33,10 +33,12 @@ from timonel.apiserver.eviction import evict as evict_pod
 from timonel.apiserver.handlers import ResourceHandlers
 from timonel.apiserver.metrics import RequestMetrics
 from timonel.apiserver.negotiation import (
+    JSON,
     MAX_BODY_BYTES,
     check_acceptable,
     decode_object,
     decode_patch,
+    media_type,
 )
 from timonel.apiserver.requestinfo import RequestInfo, parse_request_info
 from timonel.apiserver.store import (
@@ -559,6 +561,7 @@ class ApiServer:
         watch cache's copy of the pod, as kube-apiserver's cacher suggests its cached
         object; a lost race or a refusal based on that copy is retried from storage."""
         binding = decode_object(request.body, request.headers.get("Content-Type"))
+        native = media_type(request.headers.get("Content-Type")) in (JSON, "", "*/*")
         key = store.key(info.namespace, info.name)
         cached = store.cache.get(store.cache_key(info.namespace, info.name))
         for _ in range(10):
@@ -575,7 +578,13 @@ class ApiServer:
                 continue
             new["metadata"].pop("resourceVersion", None)
             try:
-                await self.storage.update(key, encode_for_storage(new), expected_revision=revision)
+                await self.storage.update(
+                    key,
+                    encode_for_storage(new),
+                    expected_revision=revision,
+                    # The pod is parsed JSON; so are the binding's values if it was JSON.
+                    decoded=new if native else None,
+                )
             except RevisionMismatch:
                 cached = None
                 continue

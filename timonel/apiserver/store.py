@@ -76,9 +76,29 @@ def encode_for_storage(obj: Object) -> bytes:
 
 
 def decode_from_storage(kv: KeyValue) -> Object:
+    """The object with its resourceVersion. When the writer handed its object along
+    (`kv.decoded`, in a live watch event) that is taken instead of parsing the bytes: a
+    copy of its top level and metadata, the rest shared with the writer's object."""
+    if kv.decoded is not None:
+        return with_stored_revision(kv.decoded, kv.mod_revision)
     obj: Object = orjson.loads(kv.value)
     obj.setdefault("metadata", {})["resourceVersion"] = str(kv.mod_revision)
     return obj
+
+
+def with_stored_revision(stored: Object, revision: int) -> Object:
+    """What parsing `encode_for_storage(stored)` and setting the revision gives, keys in
+    the same order, without parsing: the writer may since have set its own
+    metadata.resourceVersion (the only change it may make), which is left out."""
+    meta = stored.get("metadata")
+    copy = dict(stored)
+    if isinstance(meta, dict):
+        meta = {key: value for key, value in meta.items() if key != "resourceVersion"}
+        copy["metadata"] = meta
+    else:
+        meta = copy.setdefault("metadata", {})
+    meta["resourceVersion"] = str(revision)
+    return copy
 
 
 def fill_system_fields(obj: Object) -> None:

@@ -445,11 +445,11 @@ def _update(
     comparison = compare(live, new, shape).exclude(reset)
     result: Managers = {}
     changed = comparison.modified.union(comparison.added)
-    touched = _top_level(changed) | _top_level(comparison.removed)
+    touched = changed.union(comparison.removed)
     for other, entry in managers.items():
         if entry.encoded is not None:
             encoded_fields = entry.encoded["fieldsV1"]
-            if encoded_fields and "." not in encoded_fields and touched.isdisjoint(encoded_fields):
+            if encoded_fields and "." not in encoded_fields and _untouched(encoded_fields, touched):
                 result[other] = entry  # nothing it owns changed: kept without parsing it
                 continue
         remaining = entry.fields.difference(changed).difference(comparison.removed)
@@ -463,8 +463,21 @@ def _update(
     return result
 
 
-def _top_level(fields: FieldSet) -> set[str]:
-    return fields.members | fields.children.keys()
+def _untouched(encoded: Any, touched: FieldSet) -> bool:
+    """Whether taking `touched` away from the FieldsV1 trie `encoded` leaves it as it is
+    (FieldSet.difference: a member goes, and so does whatever a child set below it names),
+    read from the trie without parsing it. False for anything not shaped as a trie."""
+    if not isinstance(encoded, dict):
+        return False
+    for pe in touched.members:
+        body = encoded.get(pe)
+        if body is not None and (not isinstance(body, dict) or not body or "." in body):
+            return False  # the entry owns this very field
+    for pe, below in touched.children.items():
+        body = encoded.get(pe)
+        if body and not _untouched(body, below):
+            return False
+    return True
 
 
 def _cap_update_managers(managers: Managers) -> None:

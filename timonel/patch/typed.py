@@ -432,6 +432,9 @@ def _empty(value: Any) -> bool:
 def _compare(lhs: Any, rhs: Any, shape: Shape, path: Path, out: Comparison) -> None:
     if _same(lhs, rhs):
         return  # an equal subtree adds, modifies and removes nothing
+    if _absent(lhs) and not _absent(rhs):
+        _add(rhs, shape, path, out.added)  # the common case on create, walked directly
+        return
     lkind, latomic = _resolve(shape, lhs)
     rkind, ratomic = _resolve(shape, rhs)
     kind = rkind if _absent(lhs) else lkind
@@ -479,6 +482,29 @@ def _compare(lhs: Any, rhs: Any, shape: Shape, path: Path, out: Comparison) -> N
             out.added.insert(path)
         elif _absent(rhs):
             out.removed.insert(path)
+
+
+def _add(value: Any, shape: Shape, path: Path, added: FieldSet) -> None:
+    """What `_compare` records for a subtree only the new object has: all of it added."""
+    kind, atomic = _resolve(shape, value)
+    if kind == "scalar" or atomic or _empty(value):
+        added.insert(path)
+        return
+    if kind == "list":
+        element = shape.element()
+        order, items = _index_items(shape, value)
+        for pe in order:
+            item = items[pe]
+            if item is not MISSING:  # a duplicated key: never merged, never owned
+                _add(item, element, (*path, pe), added)
+    else:
+        for name, child in value.items():
+            child_shape = shape.field(name) or UNTYPED
+            if name in shape.always_present:
+                child = _present(child, child_shape)
+            if not _absent(child):
+                _add(child, child_shape, (*path, field_element(name)), added)
+    added.insert(path)
 
 
 def _same(lhs: Any, rhs: Any) -> bool:

@@ -20,9 +20,9 @@ Values are opaque bytes: the API server encodes objects, storage never parses th
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import Enum
-from typing import Protocol
+from typing import Any, Protocol
 
 
 class StorageError(Exception):
@@ -75,6 +75,9 @@ class KeyValue:
     value: bytes
     create_revision: int
     mod_revision: int
+    # What `value` encodes, when its writer handed it over (see `Storage.create`): watchers
+    # in this process take it instead of parsing `value` again. Not part of equality.
+    decoded: Any = field(default=None, compare=False, repr=False)
 
 
 class EventType(Enum):
@@ -141,12 +144,19 @@ class Storage(Protocol):
 
     async def count(self, prefix: str) -> int: ...
 
-    async def create(self, key: str, value: bytes) -> KeyValue:
-        """Create `key`; raises KeyExists when it is live."""
+    async def create(self, key: str, value: bytes, *, decoded: Any = None) -> KeyValue:
+        """Create `key`; raises KeyExists when it is live.
 
-    async def update(self, key: str, value: bytes, *, expected_revision: int) -> KeyValue:
+        `decoded`, when given, is the object `value` encodes, exactly as parsing `value`
+        would give it (types included), and nobody changes it afterwards. Storage never
+        looks at it: it only hands it on, as `kv.decoded`, in the live watch events of
+        this write (events replayed from the log carry None)."""
+
+    async def update(
+        self, key: str, value: bytes, *, expected_revision: int, decoded: Any = None
+    ) -> KeyValue:
         """Replace `key` if its mod_revision is `expected_revision`; raises KeyNotFound or
-        RevisionMismatch."""
+        RevisionMismatch. `decoded` as for `create`."""
 
     async def delete(self, key: str, *, expected_revision: int = 0) -> KeyValue:
         """Delete `key` (if its mod_revision is `expected_revision`, when non-zero) and

@@ -308,7 +308,7 @@ class _Database:
         self.revision = revision
         return revision
 
-    def create(self, key: str, value: bytes) -> WatchEvent:
+    def create(self, key: str, value: bytes, decoded: Any = None) -> WatchEvent:
         latest = self._latest(key)
         if latest is not None and not latest[1]:
             raise KeyExists(key)
@@ -323,7 +323,7 @@ class _Database:
             )
         except sqlite3.IntegrityError as error:  # another writer got there first
             raise KeyExists(key) from error
-        return WatchEvent(EventType.PUT, KeyValue(key, value, revision, revision), None)
+        return WatchEvent(EventType.PUT, KeyValue(key, value, revision, revision, decoded), None)
 
     def _live(self, key: str, expected_revision: int) -> tuple[int, int, int, bytes]:
         latest = self._latest(key)
@@ -333,7 +333,9 @@ class _Database:
             raise RevisionMismatch(key, expected_revision, latest[0])
         return latest
 
-    def update(self, key: str, value: bytes, expected_revision: int) -> WatchEvent:
+    def update(
+        self, key: str, value: bytes, expected_revision: int, decoded: Any = None
+    ) -> WatchEvent:
         previous, _, create_revision, previous_value = self._live(key, expected_revision)
         try:
             revision = self._append(
@@ -348,7 +350,7 @@ class _Database:
             raise RevisionMismatch(key, expected_revision, -1) from error
         return WatchEvent(
             EventType.PUT,
-            KeyValue(key, value, create_revision, revision),
+            KeyValue(key, value, create_revision, revision, decoded),
             KeyValue(key, previous_value, create_revision, previous),
         )
 
@@ -678,12 +680,14 @@ class SQLiteStorage:
     async def count(self, prefix: str) -> int:
         return await self._call(False, lambda db: db.count(prefix))
 
-    async def create(self, key: str, value: bytes) -> KeyValue:
-        event = await self._call(True, lambda db: db.create(key, value))
+    async def create(self, key: str, value: bytes, *, decoded: Any = None) -> KeyValue:
+        event = await self._call(True, lambda db: db.create(key, value, decoded))
         return event.kv
 
-    async def update(self, key: str, value: bytes, *, expected_revision: int) -> KeyValue:
-        event = await self._call(True, lambda db: db.update(key, value, expected_revision))
+    async def update(
+        self, key: str, value: bytes, *, expected_revision: int, decoded: Any = None
+    ) -> KeyValue:
+        event = await self._call(True, lambda db: db.update(key, value, expected_revision, decoded))
         return event.kv
 
     async def delete(self, key: str, *, expected_revision: int = 0) -> KeyValue:

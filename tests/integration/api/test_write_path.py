@@ -15,6 +15,7 @@ import pytest
 from timonel.api.errors import StatusError
 from timonel.api.objects import Object
 from timonel.apiserver.inprocess import InProcessTransport
+from timonel.apiserver.store import decode_from_storage
 from timonel.client.informer import Informer
 from timonel.client.resources import CONFIGMAPS, PODS
 from timonel.server import ControlPlane, ServerOptions
@@ -283,3 +284,33 @@ async def test_a_refused_in_process_watch_raises_the_server_s_status(
         ):
             pass
     assert refused.value.code == 400
+
+
+async def test_watch_events_are_the_stored_objects_byte_for_byte(plane: ControlPlane) -> None:
+    """Writers hand their objects to the watch cache instead of it parsing the stored
+    bytes: what watchers receive must be what the bytes give."""
+    client = plane.in_process_client("tests")
+    transport = _transport(plane)
+    assert plane.api is not None
+    storage = plane.api.storage
+    cache = _pods_cache(plane)
+    query: dict[str, str | list[str]] = {"watch": "true", "resourceVersion": str(cache.revision)}
+    watch = asyncio.create_task(_collect_stream(transport, PODS.path(NAMESPACE), query, 5))
+    await asyncio.sleep(0.05)
+    created = await client.create(PODS, _pod("web"))
+    await client.create_subresource(PODS, "web", "binding", _binding("web", "node-1"), NAMESPACE)
+    bound = await client.get(PODS, "web", NAMESPACE)
+    bound["status"]["phase"] = "Running"
+    await client.update_status(PODS, bound)
+    await client.patch(PODS, "web", {"metadata": {"labels": {"x": "y"}}}, NAMESPACE)
+    await client.delete(PODS, "web", NAMESPACE, grace_period_seconds=30)
+    lines = await asyncio.wait_for(watch, 10)
+    assert created["metadata"]["uid"]
+    for line in lines:
+        event = orjson.loads(line)
+        revision = int(event["object"]["metadata"]["resourceVersion"])
+        kv = await storage.get(f"/registry/core/pods/{NAMESPACE}/web", revision=revision)
+        assert kv is not None
+        expected = decode_from_storage(kv)
+        assert line == orjson.dumps({"type": event["type"], "object": expected}) + b"\n"
+    assert [orjson.loads(line)["type"] for line in lines] == ["ADDED"] + ["MODIFIED"] * 4

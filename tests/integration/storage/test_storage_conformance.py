@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable
 
 import pytest
 
@@ -54,6 +54,14 @@ async def started(watch: AsyncIterator[WatchEvent], storage: Storage, key: str) 
     first = asyncio.ensure_future(anext(watch))
     await asyncio.sleep(0.01)
     await storage.create(key, b"start")
+    return await asyncio.wait_for(first, 5)
+
+
+async def started_with(watch: AsyncIterator[WatchEvent], write: Awaitable[KeyValue]) -> WatchEvent:
+    """Begin iterating `watch` (subscribing it), then `write`; the event of that write."""
+    first = asyncio.ensure_future(anext(watch))
+    await asyncio.sleep(0.01)
+    await write
     return await asyncio.wait_for(first, 5)
 
 
@@ -507,3 +515,18 @@ async def test_progress_notices_report_writes_elsewhere(storage: Storage) -> Non
     mine = await storage.create("/r/a", b"v")
     event = await asyncio.wait_for(anext(watch), 2)
     assert (event.type, event.kv) == (EventType.PUT, mine)
+
+
+async def test_live_events_carry_what_the_writer_decoded(storage: Storage) -> None:
+    start = await storage.current_revision()
+    watch = storage.watch("/r/", after=start)
+    first = {"step": 1}
+    second = {"step": 2}
+    created = await started_with(watch, storage.create("/r/a", b'{"step":1}', decoded=first))
+    updated = await storage.update(
+        "/r/a", b'{"step":2}', expected_revision=created.kv.mod_revision, decoded=second
+    )
+    event = await asyncio.wait_for(anext(watch), 5)
+    assert event.kv == updated
+    assert created.kv.decoded is first
+    assert event.kv.decoded is second

@@ -1,15 +1,15 @@
-"""The API server's watch cache over a real SQLite store."""
+"""The API server's watch cache over each real store (storage_backends.BACKENDS)."""
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Callable
-from pathlib import Path
 from typing import Any
 
 import orjson
 import pytest
 
+from tests.integration.storage.storage_backends import Backend
 from timonel.api.objects import Object
 from timonel.apiserver.watchcache import (
     CacheEvent,
@@ -19,7 +19,6 @@ from timonel.apiserver.watchcache import (
     WatchCache,
 )
 from timonel.storage.interface import Compacted, KeyValue, Storage, WatchEvent
-from timonel.storage.sqlite import SQLiteStorage
 
 PODS = "/registry/core/pods/"
 
@@ -46,11 +45,8 @@ def rv(obj: Object) -> int:
 
 
 @pytest.fixture
-async def storage(tmp_path: Path) -> AsyncIterator[SQLiteStorage]:
-    store = SQLiteStorage(str(tmp_path / "state.db"), compact_interval=0)
-    await store.start()
-    yield store
-    await store.close()
+async def storage(backend: Backend) -> Storage:
+    return await backend.open(compact_interval=0)
 
 
 @pytest.fixture
@@ -370,12 +366,11 @@ async def test_stopping_the_cache_ends_its_watchers(storage: Storage) -> None:
 
 
 async def test_a_dropped_storage_watch_resumes_without_losing_changes(
-    tmp_path: Path, caplog: pytest.LogCaptureFixture
+    backend: Backend, caplog: pytest.LogCaptureFixture
 ) -> None:
     # A storage watcher queue far smaller than one commit batch makes storage drop the
     # cache's watch under a burst of concurrent writes.
-    storage = SQLiteStorage(str(tmp_path / "state.db"), compact_interval=0, watcher_queue=3)
-    await storage.start()
+    storage = await backend.open(compact_interval=0, watcher_queue=3)
     cache = WatchCache(storage, PODS, decode)
     await cache.start()
     try:
@@ -395,7 +390,7 @@ async def test_a_dropped_storage_watch_resumes_without_losing_changes(
 class CompactingStorage:
     """A store whose next watch fails with Compacted, as after a long outage."""
 
-    def __init__(self, inner: SQLiteStorage) -> None:
+    def __init__(self, inner: Storage) -> None:
         self.inner = inner
         self.fail_next_watch = False
 
@@ -412,9 +407,8 @@ class CompactingStorage:
             yield event
 
 
-async def test_a_compacted_storage_watch_relists_and_ends_watchers(tmp_path: Path) -> None:
-    inner = SQLiteStorage(str(tmp_path / "state.db"), compact_interval=0, watcher_queue=3)
-    await inner.start()
+async def test_a_compacted_storage_watch_relists_and_ends_watchers(backend: Backend) -> None:
+    inner = await backend.open(compact_interval=0, watcher_queue=3)
     storage = CompactingStorage(inner)
     cache = WatchCache(storage, PODS, decode)
     await cache.start()

@@ -21,10 +21,12 @@ from timonel.agent.runtime.images import (
     Layer,
     Symlink,
     build_image,
+    builtin_images,
     busybox_image,
     busybox_root_entries,
     pause_image,
     render_image_archive,
+    write_builtin_archive,
 )
 
 
@@ -194,3 +196,22 @@ def test_busybox_image_is_reproducible_from_the_installed_binary() -> None:
     root = members(gzip.decompress(blob(members(first_archive), manifest["layers"][0]["digest"])))
     assert root["bin/httpd"][0].linkname == "busybox"
     assert root["usr/sbin/httpd"][0].linkname == "/bin/busybox"
+
+
+@pytest.mark.skipif(
+    not (BUSYBOX_PATH.exists() and CATATONIT_PATH.exists()),
+    reason="busybox-static or catatonit is not installed",
+)
+async def test_builtin_archive_built_in_a_child_is_the_same(tmp_path: Path) -> None:
+    path = tmp_path / "images" / "builtin.tar"
+    built = await write_builtin_archive(path)
+    archive, expected = render_image_archive(builtin_images())
+    assert built == expected
+    assert path.read_bytes() == archive
+
+
+async def test_builtin_archive_failure_is_reported(tmp_path: Path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    with pytest.raises(OSError, match="building the built-in images failed"):
+        await write_builtin_archive(blocker / "builtin.tar")

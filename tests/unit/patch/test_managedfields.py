@@ -945,17 +945,24 @@ def test_creating_a_custom_resource_adds_its_spec_as_a_whole() -> None:
 # -- entries read from storage --------------------------------------------------------
 
 
+def _stored_at(obj: dict[str, Any], revision: int) -> dict[str, Any]:
+    live = stored(obj)
+    live["metadata"]["resourceVersion"] = str(revision + 2)
+    return live
+
+
 def _write_sequence(monkeypatch: pytest.MonkeyPatch | None) -> list[dict[str, Any]]:
     """A Deployment created, its status written twice, its spec changed, its managed
     fields sent back as read: each write's result."""
     if monkeypatch is not None:
         # Every stored entry parsed and validated up front, as a request's are.
         monkeypatch.setattr(managedfields, "_decode_stored", managedfields._decode_or_empty)
-    results = []
-    live = created(defaulted_seed(), "kubectl-create")
+    results: list[dict[str, Any]] = []
+    live = _stored_at(created(defaulted_seed(), "kubectl-create"), 0)
     status_reset = reset_fields_for(has_status=True, subresource="status")
     for when, replicas in ((T1, 1), (T2, 2)):
         new = copy.deepcopy(live)
+        del new["metadata"]["resourceVersion"]  # as the update path leaves it
         new["status"] = {"replicas": replicas, "observedGeneration": 1}
         record_update(
             live,
@@ -968,13 +975,14 @@ def _write_sequence(monkeypatch: pytest.MonkeyPatch | None) -> list[dict[str, An
             now=when,
         )
         results.append(new)
-        live = stored(new)
+        live = _stored_at(new, len(results))
     for manager, change in (("kubectl-edit", 7), ("kubectl-edit", 8)):
         new = copy.deepcopy(live)  # carries the live managed fields back
+        del new["metadata"]["resourceVersion"]
         new["spec"]["replicas"] = change
         record_update(live, new, manager=manager, api_version="apps/v1", schema=DEPLOYMENT, now=T2)
         results.append(new)
-        live = stored(new)
+        live = _stored_at(new, len(results))
     return results
 
 

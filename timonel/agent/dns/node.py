@@ -42,7 +42,7 @@ from timonel.agent.dns.server import (
 )
 from timonel.agent.kubelet.dns import parse_resolv_conf
 from timonel.api.objects import Object
-from timonel.client.informer import Informer
+from timonel.client.informer import Informer, strip_managed_fields
 from timonel.client.resources import ENDPOINTSLICES, NAMESPACES, SERVICES
 from timonel.client.rest import ApiClient
 
@@ -107,9 +107,10 @@ class NodeDns:
             generation=lambda: self.index.generation,
         )
         self.server = DnsServer(self.handler, host=options.address, port=options.port)
-        self.services = Informer(client, SERVICES)
-        self.endpoint_slices = Informer(client, ENDPOINTSLICES)
-        self.namespaces = Informer(client, NAMESPACES)
+        # Cached without managedFields (nothing here reads them).
+        self.services = Informer(client, SERVICES, transform=strip_managed_fields)
+        self.endpoint_slices = Informer(client, ENDPOINTSLICES, transform=strip_managed_fields)
+        self.namespaces = Informer(client, NAMESPACES, transform=strip_managed_fields)
         self._watch(self.services, self.index.put_service, self.index.delete_service)
         self._watch(self.endpoint_slices, self.index.put_slice, self.index.delete_slice)
         self._watch(self.namespaces, self.index.put_namespace, self.index.delete_namespace)

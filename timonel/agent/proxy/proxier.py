@@ -44,7 +44,7 @@ from timonel.agent.proxy.rules import (
 from timonel.agent.proxy.ruleset import Ruleset
 from timonel.agent.proxy.syncloop import RuleSyncer, SyncResult, SyncSettings
 from timonel.api.objects import Object, object_key
-from timonel.client.informer import Informer
+from timonel.client.informer import Informer, strip_managed_fields
 from timonel.client.resources import ENDPOINTSLICES, NODES, SERVICES
 from timonel.client.rest import ApiClient
 
@@ -213,11 +213,20 @@ class NodeProxy:
             self.node_name, iptables=self.iptables, options=self.options, settings=self.settings
         )
         proxier = self.proxier
-        self.services = Informer(self.client, SERVICES, label_selector=PROXIED_SELECTOR)
-        self.endpoint_slices = Informer(
-            self.client, ENDPOINTSLICES, label_selector=PROXIED_SELECTOR
+        # Cached without managedFields (nothing here reads them).
+        self.services = Informer(
+            self.client,
+            SERVICES,
+            label_selector=PROXIED_SELECTOR,
+            transform=strip_managed_fields,
         )
-        self.nodes = Informer(self.client, NODES)
+        self.endpoint_slices = Informer(
+            self.client,
+            ENDPOINTSLICES,
+            label_selector=PROXIED_SELECTOR,
+            transform=strip_managed_fields,
+        )
+        self.nodes = Informer(self.client, NODES, transform=strip_managed_fields)
         feeds: tuple[tuple[Informer, Callable[[Object], None], Callable[[Object], None]], ...] = (
             (self.services, proxier.set_service, proxier.delete_service),
             (self.endpoint_slices, proxier.set_endpoint_slice, proxier.delete_endpoint_slice),

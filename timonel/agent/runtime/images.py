@@ -19,14 +19,14 @@ which is what `ctr images import` names the images after.
 from __future__ import annotations
 
 import asyncio
-import gzip
+import dataclasses
 import hashlib
 import io
 import json
 import os
 import platform
 import subprocess
-import tarfile
+import sys
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
@@ -129,6 +129,8 @@ def _layer_tar(entries: Iterable[Entry]) -> bytes:
                 by_path[str(parent)] = Directory(str(parent))
 
     buffer = io.BytesIO()
+    import tarfile  # only image builds need it (see write_builtin_archive)
+
     with tarfile.open(fileobj=buffer, mode="w", format=tarfile.PAX_FORMAT) as tar:
         for path in sorted(by_path):
             entry = by_path[path]
@@ -221,6 +223,8 @@ def render_image_archive(images: Sequence[ImageSpec]) -> tuple[bytes, list[Built
         diff_ids: list[str] = []
         for layer in image.layers:
             plain = layer.tar()
+            import gzip
+
             compressed = gzip.compress(plain, compresslevel=6, mtime=EPOCH)
             diff_ids.append(_digest(plain))
             add_blob(compressed)
@@ -288,6 +292,31 @@ def write_image_archive(path: Path, images: Sequence[ImageSpec]) -> list[BuiltIm
     temporary.write_bytes(archive)
     os.replace(temporary, path)
     return built
+
+
+async def write_builtin_archive(path: Path) -> list[BuiltImage]:
+    """`write_image_archive(path, builtin_images())` in a child process: reading the
+    binaries, tarring and compressing them takes a few MB that the node agent would
+    otherwise keep (as freed heap and loaded modules) for its whole life."""
+    # Run as a plain script (standard library only, isolated from the environment): it
+    # needs nothing of the package, whose __init__ would load the CRI client.
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-I",
+        "-S",
+        __file__,
+        str(path),
+        stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    output, errors = await process.communicate()
+    if process.returncode != 0:
+        raise OSError(f"building the built-in images failed: {errors.decode().strip()[-500:]}")
+    return [
+        BuiltImage(tuple(image["names"]), image["manifest_digest"], image["config_digest"])
+        for image in json.loads(output)
+    ]
 
 
 def build_image(
@@ -410,3 +439,14 @@ async def import_image_archive(
         raise ImageImportError(
             f"ctr images import {path} failed ({process.returncode}): {output.decode().strip()}"
         )
+
+
+def main() -> None:
+    """`python images.py PATH`: write the built-in images' archive at PATH and print what
+    was built as JSON."""
+    built = write_image_archive(Path(sys.argv[1]), builtin_images())
+    json.dump([dataclasses.asdict(image) for image in built], sys.stdout)
+
+
+if __name__ == "__main__":
+    main()

@@ -31,9 +31,8 @@ from timonel.agent.runtime.cri import CriClient, CriError, Unavailable, remove_a
 from timonel.agent.runtime.images import (
     PAUSE_IMAGE,
     BuiltImage,
-    builtin_images,
     import_image_archive,
-    write_image_archive,
+    write_builtin_archive,
 )
 
 log = logging.getLogger(__name__)
@@ -98,9 +97,7 @@ class NodeRuntime:
 
         async def build() -> list[BuiltImage]:
             started = time.monotonic()
-            built = await asyncio.to_thread(
-                write_image_archive, self.images_archive, builtin_images()
-            )
+            built = await write_builtin_archive(self.images_archive)
             self.startup_seconds["build_images"] = time.monotonic() - started
             return built
 
