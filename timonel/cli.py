@@ -39,6 +39,17 @@ def _server_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> 
     )
     parser.add_argument("--disable-scheduler", action="store_true")
     parser.add_argument("--disable-controller-manager", action="store_true")
+    parser.add_argument(
+        "--audit-log-path",
+        default="",
+        help="write audit events to this file ('-' for standard output)",
+    )
+    parser.add_argument(
+        "--audit-policy-file",
+        type=Path,
+        default=None,
+        help="the audit.k8s.io/v1 Policy that says what to audit and at which level",
+    )
     parser.add_argument("--log-level", default="INFO")
     # kube-controller-manager's node monitoring periods, shortened by tests (hidden).
     parser.add_argument(
@@ -226,6 +237,8 @@ def main(argv: list[str] | None = None) -> int:
             private_registry=args.private_registry,
             disable_scheduler=args.disable_scheduler,
             disable_controller_manager=args.disable_controller_manager,
+            audit_log_path=args.audit_log_path,
+            audit_policy_file=args.audit_policy_file,
             controller_options={
                 name: value
                 for name in ("node_monitor_grace_period", "node_monitor_period")

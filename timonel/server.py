@@ -26,7 +26,10 @@ from multidict import CIMultiDict, MultiDict
 from timonel import pki
 from timonel.api.user import SYSTEM_MASTERS, UserInfo
 from timonel.apiserver import nodecerts, nodeproxy, serviceaccounts
+from timonel.apiserver.audit import AuditLog, PolicyError
 from timonel.apiserver.authn import Authenticator
+from timonel.apiserver.authorization import authorizer as rbac_authorizer
+from timonel.apiserver.authorization.bootstrap import ensure_bootstrap_policy
 from timonel.apiserver.context import ApiRequest
 from timonel.apiserver.http import HttpsListener
 from timonel.apiserver.inprocess import InProcessTransport
@@ -60,6 +63,9 @@ class ServerOptions:
     disable_scheduler: bool = False
     disable_controller_manager: bool = False
     extra_tokens: dict[str, UserInfo] = field(default_factory=dict)
+    # kube-apiserver's audit flags: both are needed for an audit log.
+    audit_log_path: str = ""
+    audit_policy_file: Path | None = None
     # Controller tuning (ControllerContext.options), e.g. node_monitor_grace_period.
     controller_options: dict[str, object] = field(default_factory=dict)
 
@@ -86,6 +92,22 @@ def open_storage(endpoint: str, data_dir: Path) -> Storage:
         f"unsupported datastore endpoint: {endpoint} "
         "(supported: sqlite:///path, etcd://host:port[,host:port...], etcds://...)"
     )
+
+
+def open_audit_log(options: ServerOptions) -> AuditLog | None:
+    """The audit log the flags ask for; as kube-apiserver, a log path without a policy
+    audits nothing."""
+    if not options.audit_log_path:
+        return None
+    if options.audit_policy_file is None:
+        log.warning("--audit-log-path without --audit-policy-file: nothing is audited")
+        return None
+    try:
+        return AuditLog.open(options.audit_log_path, options.audit_policy_file)
+    except PolicyError as error:
+        raise SystemExit(f"invalid audit policy: {error}") from None
+    except OSError as error:
+        raise SystemExit(f"cannot open the audit log: {error}") from None
 
 
 class ControlPlane:
@@ -141,6 +163,8 @@ class ControlPlane:
         authenticator.token_verifier = api.token_issuer.verify
         api.kubelets = nodeproxy.KubeletClient(cluster_pki)
         api.kubelet_signer = nodecerts.KubeletServingSigner(cluster_pki)
+        authorizer = rbac_authorizer.install(api)
+        api.audit = open_audit_log(options)
         self.listener = HttpsListener(
             self.api,
             host=options.bind_address,
@@ -149,6 +173,8 @@ class ControlPlane:
         )
         await self.listener.start()
         await self.api.start()
+        authorizer.write_cluster_role = self._write_cluster_role
+        await authorizer.start()
         await self._ensure_builtin_objects(service_ip)
         self._start_components(cluster_pki.ca_cert_pem)
         kubeconfig = pki.kubeconfig_yaml(server_url=self.url, pki=cluster_pki)
@@ -218,7 +244,11 @@ class ControlPlane:
         if self.listener is not None:
             await self.listener.stop()
         if self.api is not None:
+            if self.api.authorizer is not None:
+                await self.api.authorizer.stop()
             await self.api.stop()
+            if self.api.audit is not None:
+                self.api.audit.close()
         if self.storage is not None:
             await self.storage.close()
 
@@ -239,7 +269,16 @@ class ControlPlane:
         response = await self.api.handle(ApiRequest(method, path, MultiDict(), headers, raw))
         return response.status, orjson.loads(response.body) if response.body else None
 
+    async def _write_cluster_role(self, role: dict[str, Any]) -> None:
+        name = role["metadata"]["name"]
+        status, body = await self.request(
+            "PUT", f"/apis/rbac.authorization.k8s.io/v1/clusterroles/{name}", role
+        )
+        if status >= 300 and status != 409:  # 409: changed meanwhile, aggregated again
+            log.warning("cannot update aggregated ClusterRole %s: %s", name, body)
+
     async def _ensure_builtin_objects(self, service_ip: str) -> None:
+        await ensure_bootstrap_policy(lambda method, path, body: self.request(method, path, body))
         for name in SYSTEM_NAMESPACES:
             status, _ = await self.request("GET", f"/api/v1/namespaces/{name}")
             if status == 404:

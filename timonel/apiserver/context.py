@@ -30,7 +30,13 @@ class ApiRequest:
     body: bytes = b""
     # What the TLS layer verified about the client certificate (ssl.getpeercert()).
     peercert: dict[str, Any] | None = None
+    # The client's address, for the audit log's sourceIPs.
+    remote: str = ""
     user: UserInfo | None = None
+    # Who authenticated, when `user` is someone they impersonate.
+    impersonator: UserInfo | None = None
+    # The authorizer's (allowed, reason), for the audit log.
+    authorization: tuple[bool, str] | None = None
     # Warning texts to return as `Warning: 299 - "..."` headers.
     warnings: list[str] = field(default_factory=list)
     # Whether the client has gone (set by the HTTPS listener), for long streams that may

@@ -46,6 +46,7 @@ def make_app(api: ApiServer) -> web.Application:
             headers=request.headers,
             body=body,
             peercert=peercert or None,
+            remote=request.remote or "",
             is_disconnected=lambda: request.transport is None or request.transport.is_closing(),
         )
         response = await api.handle(api_request)

@@ -1,7 +1,8 @@
 """The API server: one `handle(request) -> response` over every served resource.
 
-Request path: authenticate → route (discovery, health, OpenAPI, or a resource verb) →
-the generic handlers (handlers.py) with the kind's strategy → storage. Every failure
+Request path: authenticate → authorize (RBAC, impersonation) → route (discovery, health,
+OpenAPI, or a resource verb) → the generic handlers (handlers.py) with the kind's
+strategy → storage; the audit log, when configured, records the outcome. Every failure
 becomes a Kubernetes Status; nothing escapes as a traceback.
 """
 
@@ -19,9 +20,17 @@ from typing import Any
 from timonel.api import errors
 from timonel.api.objects import Object, now_rfc3339
 from timonel.api.selectors import label_selector_from_object, label_selector_from_set
-from timonel.apiserver import discovery, metricsapi, nodecerts, nodeproxy, serviceaccounts
+from timonel.apiserver import (
+    audit,
+    discovery,
+    metricsapi,
+    nodecerts,
+    nodeproxy,
+    serviceaccounts,
+)
 from timonel.apiserver.allocators import NodePortAllocator, ServiceIPAllocator
 from timonel.apiserver.authn import Authenticator
+from timonel.apiserver.authorization.authorizer import RBACAuthorizer
 from timonel.apiserver.context import (
     ApiRequest,
     ApiResponse,
@@ -105,6 +114,10 @@ class ApiServer:
         # port-forward, node proxy, metrics) and the signer of their serving certificates.
         self.kubelets: nodeproxy.KubeletClient | None = None
         self.kubelet_signer: nodecerts.KubeletServingSigner | None = None
+        # Set by the control plane; None: every authenticated user may do everything.
+        self.authorizer: RBACAuthorizer | None = None
+        # Set by the control plane when --audit-log-path and --audit-policy-file are given.
+        self.audit: audit.AuditLog | None = None
 
     # -- life cycle -------------------------------------------------------------------
 
@@ -262,6 +275,7 @@ class ApiServer:
     async def handle(self, request: ApiRequest) -> ApiResponse:
         started = time.perf_counter()
         info = parse_request_info(request.method, request.path, request.query.get("watch"))
+        received = audit.utc_now() if self.audit is not None else None
         try:
             response = await self._handle(request, info)
         except errors.StatusError as exc:
@@ -289,6 +303,8 @@ class ApiServer:
             response.status,
             time.perf_counter() - started,
         )
+        if self.audit is not None and received is not None:
+            return self.audit.record(request, info, response, received)
         return response
 
     async def _handle(self, request: ApiRequest, info: RequestInfo) -> ApiResponse:
@@ -310,6 +326,8 @@ class ApiServer:
         )
         if request.user is None:
             raise errors.unauthorized()
+        if self.authorizer is not None:
+            self.authorizer.admit(request, info)
         if path == nodecerts.PATH and self.kubelet_signer is not None:
             return await self.kubelet_signer.serve(request)
         if path == "/version":

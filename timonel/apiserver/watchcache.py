@@ -66,6 +66,9 @@ Predicate = Callable[[Object], bool]
 
 # How long a consistent read waits for the cache to catch up by default (kube: 3s).
 FRESHNESS_TIMEOUT: Final = 3.0
+# The newest changes whose wire encodings are kept (CacheEvent.encoded) for watchers to
+# share; older ones let theirs go, so the history does not hold every event twice.
+_ENCODINGS_KEPT: Final = 64
 _RETRY_MIN: Final = 0.1
 _RETRY_MAX: Final = 5.0
 
@@ -145,6 +148,11 @@ class _Change:
         if self._added is None:
             self._added = CacheEvent(ADDED, self.object, self.revision)
         return self._added
+
+    def forget_encodings(self) -> None:
+        for event in (self.event, self._added, self._removed):
+            if event is not None:
+                event.encoded.clear()
 
     def as_removed(self) -> CacheEvent:
         """The change seen by a watcher the object has just stopped matching."""
@@ -435,6 +443,9 @@ class WatchCache:
         if history.maxlen is not None and len(history) == history.maxlen:
             self._floor = history[0].revision  # about to fall out of the buffer
         history.append(change)
+        if len(history) > _ENCODINGS_KEPT:
+            # Watchers that are up to date have written it; a late one encodes it again.
+            history[-_ENCODINGS_KEPT - 1].forget_encodings()
         overflowed: list[CacheWatcher] = []
         for watcher in self._watchers:
             if change.revision <= watcher.after:

@@ -314,3 +314,26 @@ async def test_watch_events_are_the_stored_objects_byte_for_byte(plane: ControlP
         expected = decode_from_storage(kv)
         assert line == orjson.dumps({"type": event["type"], "object": expected}) + b"\n"
     assert [orjson.loads(line)["type"] for line in lines] == ["ADDED"] + ["MODIFIED"] * 4
+
+
+async def test_only_recent_events_keep_their_encoding(plane: ControlPlane) -> None:
+    client = plane.in_process_client("tests")
+    transport = _transport(plane)
+    assert plane.api is not None
+    store = plane.api.store_for("", "v1", "configmaps")
+    assert store is not None
+    cache = store.cache
+    query: dict[str, str | list[str]] = {"watch": "true", "resourceVersion": str(cache.revision)}
+    count = 100
+    watch = asyncio.create_task(
+        _collect_stream(transport, CONFIGMAPS.path(NAMESPACE), query, count)
+    )
+    await asyncio.sleep(0.05)
+    for index in range(count):
+        body = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": f"c{index}"}}
+        await client.create(CONFIGMAPS, body, NAMESPACE)
+    lines = await asyncio.wait_for(watch, 10)
+    assert len(lines) == count
+    history = list(cache._history)[-count:]
+    assert all(not change.event.encoded for change in history[:-64])
+    assert history[-1].event.encoded == {None: lines[-1]}

@@ -1,8 +1,9 @@
 """The seam between the review kinds and whatever decides access.
 
-Until timonel has authorization, every authenticated user is an administrator: the
-defaults below say so truthfully. An authorizer built later plugs into the review
-strategies (their `authorizer` and `rules_resolver` attributes) without changing them.
+The API server's RBAC authorizer (timonel.apiserver.authorization) plugs into the review
+strategies through their `authorizer` and `rules_resolver` attributes. An API server built
+without one (as some tests do) lets every authenticated user do everything: the defaults
+below say so truthfully.
 """
 
 from __future__ import annotations

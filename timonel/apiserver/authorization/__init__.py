@@ -1,0 +1,1 @@
+"""Authorization: RBAC evaluation, the request authorizer and the bootstrap policy."""
