@@ -58,6 +58,12 @@ def _server_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> 
     parser.add_argument(
         "--node-monitor-period", type=_seconds, default=None, help=argparse.SUPPRESS
     )
+    parser.add_argument(
+        "--horizontal-pod-autoscaler-sync-period",
+        type=_seconds,
+        default=None,
+        help=argparse.SUPPRESS,
+    )
 
 
 def _seconds(text: str) -> float:
@@ -241,7 +247,11 @@ def main(argv: list[str] | None = None) -> int:
             audit_policy_file=args.audit_policy_file,
             controller_options={
                 name: value
-                for name in ("node_monitor_grace_period", "node_monitor_period")
+                for name in (
+                    "node_monitor_grace_period",
+                    "node_monitor_period",
+                    "horizontal_pod_autoscaler_sync_period",
+                )
                 if (value := getattr(args, name)) is not None
             },
         )

@@ -11,6 +11,7 @@ from timonel.controllers.disruption import DisruptionController
 from timonel.controllers.endpoints import EndpointsController
 from timonel.controllers.endpointslice import EndpointSliceController
 from timonel.controllers.garbagecollector import GarbageCollector
+from timonel.controllers.horizontalpodautoscaler import HorizontalPodAutoscalerController
 from timonel.controllers.job import JobController
 from timonel.controllers.namespace import NamespaceController
 from timonel.controllers.nodedns import NodeDnsEndpointsController
@@ -48,4 +49,5 @@ CONTROLLERS: dict[str, ControllerFactory] = {
     ResourceQuotaController.name: ResourceQuotaController,
     ServiceLBController.name: ServiceLBController,
     NodeDnsEndpointsController.name: NodeDnsEndpointsController,
+    HorizontalPodAutoscalerController.name: HorizontalPodAutoscalerController,
 }
