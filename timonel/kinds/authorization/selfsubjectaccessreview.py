@@ -67,17 +67,24 @@ class SelfSubjectAccessReviewStrategy(Strategy):
         # None: no authorization yet, every authenticated user is allowed everything.
         self.authorizer = authorizer
 
+    def subject(self, spec: dict[str, Any], user: UserInfo) -> UserInfo:
+        """Whom the review asks about: the requester."""
+        return user
+
+    def spec_problems(self, spec: dict[str, Any]) -> list[FieldError]:
+        return validate_review_spec(spec)
+
     def respond(self, obj: Object, user: UserInfo) -> Object:
         spec = obj.get("spec")
         if not isinstance(spec, dict):
             spec = {}
-        problems = validate_review_spec(spec)
+        problems = self.spec_problems(spec)
         meta = obj.get("metadata")
         if not empty_metadata(meta):
             problems.append(invalid_value("metadata", meta, "must be empty"))
         if problems:
             raise errors.invalid(self.kind, self.group, "", problems)
-        decision = (self.authorizer or allow_everything)(user, spec)
+        decision = (self.authorizer or allow_everything)(self.subject(spec, user), spec)
         return {
             "kind": self.kind,
             "apiVersion": self.api_version,

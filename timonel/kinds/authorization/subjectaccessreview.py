@@ -5,17 +5,12 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
-from timonel.api import errors
-from timonel.api.errors import invalid_value
-from timonel.api.objects import Object
+from timonel.api.errors import FieldError, invalid_value
 from timonel.api.user import UserInfo
-from timonel.kinds.authorization.authorizer import Authorizer, allow_everything
 from timonel.kinds.authorization.selfsubjectaccessreview import (
-    GROUP,
-    empty_metadata,
+    SelfSubjectAccessReviewStrategy,
     validate_review_spec,
 )
-from timonel.kinds.base import Strategy
 
 
 def subject_of(spec: dict[str, Any]) -> UserInfo:
@@ -29,38 +24,18 @@ def subject_of(spec: dict[str, Any]) -> UserInfo:
     )
 
 
-class SubjectAccessReviewStrategy(Strategy):
-    group: ClassVar[str] = GROUP
-    version: ClassVar[str] = "v1"
+class SubjectAccessReviewStrategy(SelfSubjectAccessReviewStrategy):
     kind: ClassVar[str] = "SubjectAccessReview"
     plural: ClassVar[str] = "subjectaccessreviews"
     singular: ClassVar[str] = "subjectaccessreview"
-    namespaced: ClassVar[bool] = False
-    verbs: ClassVar[tuple[str, ...]] = ("create",)
-    virtual: ClassVar[bool] = True
 
-    def __init__(self, authorizer: Authorizer | None = None) -> None:
-        self.authorizer = authorizer
+    def subject(self, spec: dict[str, Any], user: UserInfo) -> UserInfo:
+        return subject_of(spec)
 
-    def respond(self, obj: Object, user: UserInfo) -> Object:
-        spec = obj.get("spec")
-        if not isinstance(spec, dict):
-            spec = {}
+    def spec_problems(self, spec: dict[str, Any]) -> list[FieldError]:
         problems = validate_review_spec(spec)
         if not spec.get("user") and not spec.get("groups"):
             problems.append(
                 invalid_value("spec.user", "", "at least one of user or group must be specified")
             )
-        meta = obj.get("metadata")
-        if not empty_metadata(meta):
-            problems.append(invalid_value("metadata", meta, "must be empty"))
-        if problems:
-            raise errors.invalid(self.kind, self.group, "", problems)
-        decision = (self.authorizer or allow_everything)(subject_of(spec), spec)
-        return {
-            "kind": self.kind,
-            "apiVersion": self.api_version,
-            "metadata": {"creationTimestamp": None},
-            "spec": spec,
-            "status": decision.status(),
-        }
+        return problems
