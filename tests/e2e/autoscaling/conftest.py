@@ -6,7 +6,6 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 
 import pytest
 
@@ -15,15 +14,6 @@ from tests.e2e.kubelet.conftest import Cluster, cleaned_up, free_cluster_cidr
 from tests.e2e.runtime.conftest import runtime_unavailable
 
 SYNC_PERIOD = "2s"
-
-
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    reason = runtime_unavailable()
-    for item in items:
-        if item.path.parent == Path(__file__).parent:
-            item.add_marker(pytest.mark.e2e)
-            if reason is not None:
-                item.add_marker(pytest.mark.skip(reason=reason))
 
 
 @dataclass

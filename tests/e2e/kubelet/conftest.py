@@ -40,15 +40,6 @@ MIRRORED_HOST = "mirror.invalid"
 T = TypeVar("T")
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    reason = runtime_unavailable()
-    for item in items:
-        if item.path.parent == Path(__file__).parent:
-            item.add_marker(pytest.mark.e2e)
-            if reason is not None:
-                item.add_marker(pytest.mark.skip(reason=reason))
-
-
 def free_cluster_cidr() -> str:
     """A /16 under 10.200.0.0/13 that no route on this host overlaps."""
     routes = json.loads(

@@ -7,7 +7,6 @@ from __future__ import annotations
 import os
 import shutil
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
@@ -25,15 +24,6 @@ def lab_unavailable() -> str | None:
     if missing:
         return f"missing {', '.join(missing)}"
     return None
-
-
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    reason = lab_unavailable()
-    for item in items:
-        if item.path.parent == Path(__file__).parent:
-            item.add_marker(pytest.mark.e2e)
-            if reason is not None:
-                item.add_marker(pytest.mark.skip(reason=reason))
 
 
 @pytest.fixture

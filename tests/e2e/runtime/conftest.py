@@ -27,15 +27,6 @@ def runtime_unavailable() -> str | None:
     return None
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    reason = runtime_unavailable()
-    for item in items:
-        if item.path.parent == Path(__file__).parent:
-            item.add_marker(pytest.mark.e2e)
-            if reason is not None:
-                item.add_marker(pytest.mark.skip(reason=reason))
-
-
 @pytest.fixture
 async def node_runtime(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[NodeRuntime]:
     """A started node runtime with a unique node name, bridge, network, CIDR and directories."""

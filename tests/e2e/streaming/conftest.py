@@ -10,7 +10,6 @@ import os
 import subprocess
 import uuid
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -20,15 +19,6 @@ from tests.e2e.kubelet.conftest import Cluster, cleaned_up, condition, free_clus
 from tests.e2e.runtime.conftest import runtime_unavailable
 
 BUSYBOX = "localhost/timonel/busybox:1"
-
-
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    reason = runtime_unavailable()
-    for item in items:
-        if item.path.parent == Path(__file__).parent:
-            item.add_marker(pytest.mark.e2e)
-            if reason is not None:
-                item.add_marker(pytest.mark.skip(reason=reason))
 
 
 @pytest.fixture(scope="module")
