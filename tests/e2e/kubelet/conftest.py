@@ -206,6 +206,9 @@ class Cluster:
         return asyncio.run(count())
 
 
+C = TypeVar("C", bound=Cluster)
+
+
 def container_status(pod: dict[str, Any], name: str) -> dict[str, Any]:
     statuses = [
         *pod["status"].get("containerStatuses", []),
@@ -328,12 +331,12 @@ def cleaned_up(running: Cluster) -> Iterator[Cluster]:
             assert leftovers == [], f"the node left {leftovers}"
 
 
-@pytest.fixture(scope="module")
-def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+def new_cluster(base: Path, kind: type[C]) -> C:
+    """A single-node cluster (not started) with its files under `base`, a unique node
+    name, a cluster CIDR no route overlaps and a free port."""
     if runtime_unavailable() is not None:
         pytest.skip(str(runtime_unavailable()))
-    base = tmp_path_factory.mktemp("kubelet")
-    running = Cluster(
+    return kind(
         data_dir=base / "data",
         node_name=f"e2e-{uuid.uuid4().hex[:8]}",
         cluster_cidr=free_cluster_cidr(),
@@ -341,6 +344,12 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
         cache_dir=base / "kubectl-cache",
         log_path=base / "server.log",
     )
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+    base = tmp_path_factory.mktemp("kubelet")
+    running = new_cluster(base, Cluster)
     running.registries, running.private_registry = prepare_images(base, running.data_dir)
     with cleaned_up(running):
         yield running

@@ -8,32 +8,20 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import uuid
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
-from tests.conftest import KUBECTL, free_port
-from tests.e2e.kubelet.conftest import Cluster, cleaned_up, condition, free_cluster_cidr, wait_for
-from tests.e2e.runtime.conftest import runtime_unavailable
+from tests.conftest import KUBECTL
+from tests.e2e.kubelet.conftest import Cluster, cleaned_up, condition, new_cluster, wait_for
 
 BUSYBOX = "localhost/timonel/busybox:1"
 
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
-    if runtime_unavailable() is not None:
-        pytest.skip(str(runtime_unavailable()))
-    base = tmp_path_factory.mktemp("streaming")
-    running = Cluster(
-        data_dir=base / "data",
-        node_name=f"e2e-{uuid.uuid4().hex[:8]}",
-        cluster_cidr=free_cluster_cidr(),
-        port=free_port(),
-        cache_dir=base / "kubectl-cache",
-        log_path=base / "server.log",
-    )
+    running = new_cluster(tmp_path_factory.mktemp("streaming"), Cluster)
     with cleaned_up(running):
         yield running
 
