@@ -69,13 +69,20 @@ class Cluster:
         return (self.server.data_dir / "token").read_text().strip()
 
     def add_nodes(
-        self, count: int, *, prefix: str = "", heartbeat: str = "1s", wait: bool = True
+        self,
+        count: int,
+        *,
+        prefix: str = "",
+        heartbeat: str = "1s",
+        wait: bool = True,
+        config: str = "",
     ) -> SimulatedNodes:
-        """Start a simulated-nodes process and (by default) wait for its nodes to be Ready."""
+        """Start a simulated-nodes process and (by default) wait for its nodes to be Ready;
+        `config` adds to its --simulate-config (a `stages:` table, say)."""
         prefix = prefix or f"sim{uuid.uuid4().hex[:4]}"
         data_dir = self.root / f"agent-{prefix}"
         data_dir.mkdir()
-        (data_dir / "simulate.yaml").write_text(f"heartbeatPeriod: {heartbeat}\n")
+        (data_dir / "simulate.yaml").write_text(f"heartbeatPeriod: {heartbeat}\n{config}")
         with (data_dir / "agent.log").open("ab") as output:
             process = subprocess.Popen(
                 [
