@@ -50,6 +50,7 @@ from urllib.parse import parse_qs, urlsplit
 import aiohttp
 import orjson
 
+from timonel.storage.fanout import Subscribers, progress_event
 from timonel.storage.interface import (
     Compacted,
     EventType,
@@ -60,7 +61,6 @@ from timonel.storage.interface import (
     ListResult,
     RevisionMismatch,
     StorageError,
-    WatchDropped,
     WatchEvent,
     prefix_end,
 )
@@ -68,8 +68,6 @@ from timonel.storage.interface import (
 log = logging.getLogger(__name__)
 
 DEFAULT_PORT: Final = 2379
-# Progress notices go out at most this often (seconds), and at once when allowed.
-PROGRESS_INTERVAL: Final = 0.05
 # Recent events kept for watches that start a little behind the shared stream.
 HISTORY_EVENTS: Final = 1000
 # etcd's encoding of "every key": key and range end both the zero byte.
@@ -201,10 +199,6 @@ def watch_events(result: dict[str, Any]) -> list[WatchEvent]:
             created = kv.create_revision == kv.mod_revision
             events.append(WatchEvent(EventType.PUT, kv, None if created else prev))
     return events
-
-
-def progress_event(revision: int) -> WatchEvent:
-    return WatchEvent(EventType.PROGRESS, KeyValue("", b"", 0, revision), None)
 
 
 def _watch_request(start_revision: int) -> bytes:
@@ -370,32 +364,6 @@ async def _watch_results(lines: aiohttp.StreamReader) -> AsyncIterator[dict[str,
 # --- the store -------------------------------------------------------------------------
 
 
-class _Subscriber:
-    """One watcher's live queue, filled from the shared stream."""
-
-    __slots__ = ("capacity", "closed", "dropped", "events", "prefix", "progress", "waiter")
-
-    def __init__(self, prefix: str, capacity: int, progress: bool) -> None:
-        self.prefix = prefix
-        self.capacity = capacity
-        self.progress = progress
-        self.events: deque[WatchEvent] = deque()
-        self.waiter: asyncio.Future[None] | None = None
-        self.dropped = False
-        self.closed = False
-
-    def wake(self) -> None:
-        if self.waiter is not None and not self.waiter.done():
-            self.waiter.set_result(None)
-
-    async def wait(self) -> None:
-        self.waiter = asyncio.get_running_loop().create_future()
-        try:
-            await self.waiter
-        finally:
-            self.waiter = None
-
-
 class EtcdStorage:
     """The `Storage` protocol over an etcd v3 cluster (see the module docstring)."""
 
@@ -413,7 +381,6 @@ class EtcdStorage:
         self._gateway = _Gateway(self.endpoints, request_timeout)
         self._compact_interval = compact_interval
         self._compact_keep = compact_keep
-        self._watcher_queue = watcher_queue
         self._closed = False
         self._started = False
         # The shared stream has handed every event up to `_position` to subscribers;
@@ -422,7 +389,7 @@ class EtcdStorage:
         self._history: deque[WatchEvent] = deque()
         self._history_events = history_events
         self._history_floor = 0
-        self._subscribers: set[_Subscriber] = set()
+        self._subscribers = Subscribers(watcher_queue, lambda: self._position)
         self._compacted = 0
         # What this process's writes encode, for the events of those writes: while a
         # write is in flight, by key (its event may come before its answer), and after it
@@ -432,8 +399,6 @@ class EtcdStorage:
         self._stream_live = asyncio.Event()
         self._follower: asyncio.Task[None] | None = None
         self._compactor: asyncio.Task[None] | None = None
-        self._last_progress = 0.0
-        self._progress_timer: asyncio.TimerHandle | None = None
 
     # --- lifecycle -----------------------------------------------------------------
 
@@ -472,12 +437,7 @@ class EtcdStorage:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
-        if self._progress_timer is not None:
-            self._progress_timer.cancel()
-        for subscriber in self._subscribers:
-            subscriber.closed = True
-            subscriber.wake()
-        self._subscribers.clear()
+        self._subscribers.end_all()
         await self._gateway.close()
 
     def _check_open(self) -> None:
@@ -712,10 +672,7 @@ class EtcdStorage:
         """The stream fell behind a compaction: every watcher has missed events."""
         log.warning("etcd watch fell behind compaction at %d; watchers restart", compacted)
         self._compacted = max(self._compacted, compacted)
-        for subscriber in self._subscribers:
-            subscriber.dropped = True
-            subscriber.wake()
-        self._subscribers.clear()
+        self._subscribers.end_all(dropped=True)
         self._history.clear()
         self._decoded.clear()
         self._position = max(self._position, compacted - 1)
@@ -732,7 +689,7 @@ class EtcdStorage:
             # Whatever falls out of the history is no longer replayable from it.
             self._history_floor = self._history.popleft().revision
         self._position = fresh[-1].revision
-        self._fan_out(fresh)
+        self._subscribers.fan_out(fresh)
 
     def _with_decoded(self, event: WatchEvent) -> WatchEvent:
         if event.type is not EventType.PUT:
@@ -751,49 +708,6 @@ class EtcdStorage:
             return event
         decorated = KeyValue(kv.key, kv.value, kv.create_revision, kv.mod_revision, decoded)
         return WatchEvent(event.type, decorated, event.prev)
-
-    def _fan_out(self, events: Events) -> None:
-        wants_progress = False
-        for subscriber in list(self._subscribers):
-            received = False
-            for event in events:
-                if event.kv.key.startswith(subscriber.prefix):
-                    if len(subscriber.events) >= subscriber.capacity:
-                        subscriber.dropped = True
-                        self._subscribers.discard(subscriber)
-                        received = True
-                        break
-                    subscriber.events.append(event)
-                    received = True
-            wants_progress = wants_progress or subscriber.progress
-            if received:
-                subscriber.wake()
-        if wants_progress:
-            self._schedule_progress()
-
-    def _schedule_progress(self) -> None:
-        if self._progress_timer is not None:
-            return
-        loop = asyncio.get_running_loop()
-        due = self._last_progress + PROGRESS_INTERVAL
-        if loop.time() >= due:
-            self._send_progress()
-        else:
-            self._progress_timer = loop.call_at(due, self._send_progress)
-
-    def _send_progress(self) -> None:
-        self._progress_timer = None
-        self._last_progress = asyncio.get_running_loop().time()
-        notice = progress_event(self._position)
-        for subscriber in self._subscribers:
-            if not subscriber.progress:
-                continue
-            queued = subscriber.events
-            if queued and queued[-1].type is EventType.PROGRESS:
-                queued[-1] = notice  # a newer notice says everything the older one did
-            elif len(queued) < subscriber.capacity:
-                queued.append(notice)
-            subscriber.wake()
 
     # --- watch -----------------------------------------------------------------------
 
@@ -840,8 +754,7 @@ class EtcdStorage:
             async for event in self._replay(prefix, position, target):
                 yield event
             position = target
-        subscriber = _Subscriber(prefix, self._watcher_queue, progress_notify)
-        self._subscribers.add(subscriber)
+        subscriber = self._subscribers.subscribe(prefix, progress_notify)
         try:
             if position < self._position:
                 target = self._position
@@ -852,17 +765,7 @@ class EtcdStorage:
                 position = target
                 if progress_notify and replayed < target:
                     yield progress_event(target)
-            while True:
-                while subscriber.events:
-                    event = subscriber.events.popleft()
-                    if event.revision <= position:
-                        continue  # already replayed, or a notice with nothing new
-                    position = event.revision
-                    yield event
-                if subscriber.dropped:
-                    raise WatchDropped(f"watch on {prefix!r} fell behind at revision {position}")
-                if subscriber.closed:
-                    return
-                await subscriber.wait()
+            async for event in subscriber.follow(position):
+                yield event
         finally:
-            self._subscribers.discard(subscriber)
+            self._subscribers.unsubscribe(subscriber)
