@@ -73,6 +73,9 @@ class ApiResponse:
     # would only parse `stream` again. Take one of the two, never both. The objects are
     # shared with the watch cache and every other watcher: read-only.
     events: AsyncIterator[tuple[str, Any]] | None = None
+    # Whether `stream`'s next chunk is at hand (taking it would not wait), so that a
+    # listener may send a burst of chunks together.
+    stream_ready: Callable[[], bool] | None = None
 
 
 def json_response(value: Any, status: int = 200, content_type: str = JSON) -> ApiResponse:

@@ -433,7 +433,13 @@ class ResourceHandlers:
                 await produced.aclose()
 
         content_type = TABLE_CONTENT_TYPE if as_table else "application/json"
-        return ApiResponse(200, content_type=content_type, stream=stream(), events=decoded())
+        return ApiResponse(
+            200,
+            content_type=content_type,
+            stream=stream(),
+            events=decoded(),
+            stream_ready=events.ready,
+        )
 
     # -- writing ----------------------------------------------------------------------
 

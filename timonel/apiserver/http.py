@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import ssl
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from aiohttp import web
@@ -21,6 +22,9 @@ from timonel.apiserver.negotiation import MAX_BODY_BYTES
 from timonel.apiserver.server import ApiServer
 
 log = logging.getLogger(__name__)
+
+# The most bytes of a burst of stream chunks held to be written together.
+_BURST_BYTES = 256 * 1024
 
 
 def make_app(api: ApiServer) -> web.Application:
@@ -60,8 +64,7 @@ def make_app(api: ApiServer) -> web.Application:
         await stream.prepare(request)
         iterator = response.stream
         try:
-            async for chunk in iterator:
-                await stream.write(chunk)
+            await _write_chunks(stream, iterator, response.stream_ready)
         except ConnectionResetError:
             pass
         finally:
@@ -75,6 +78,31 @@ def make_app(api: ApiServer) -> web.Application:
 
     app.router.add_route("*", "/{tail:.*}", dispatch)
     return app
+
+
+async def _write_chunks(
+    stream: web.StreamResponse,
+    chunks: AsyncIterator[bytes],
+    ready: Callable[[], bool] | None,
+) -> None:
+    """Write every chunk; those already at hand go out as one write (one HTTP chunk,
+    one TLS record, one send) instead of one each. Nothing is held back to wait for more."""
+    if ready is None:
+        async for chunk in chunks:
+            await stream.write(chunk)
+        return
+    held: list[bytes] = []
+    size = 0
+    async for chunk in chunks:
+        held.append(chunk)
+        size += len(chunk)
+        if size < _BURST_BYTES and ready():
+            continue
+        await stream.write(chunk if len(held) == 1 else b"".join(held))
+        held.clear()
+        size = 0
+    if held:  # the stream ended although more seemed at hand
+        await stream.write(b"".join(held))
 
 
 def _to_aiohttp(response: Any) -> web.Response:

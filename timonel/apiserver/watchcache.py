@@ -224,6 +224,10 @@ class CacheWatcher:
             self._waiter.set_result(None)
         return True
 
+    def ready(self) -> bool:
+        """Whether a live event is queued, so that the next `anext` returns at once."""
+        return self._backlog is None and bool(self._queue)
+
     def close(self) -> None:
         self._cache._forget(self)
         self._end()

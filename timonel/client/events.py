@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import secrets
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -67,6 +66,7 @@ class EventRecorder:
     _seen: dict[tuple[str, ...], Object] = field(default_factory=dict)
     _buckets: dict[tuple[str, str, str], _Bucket] = field(default_factory=dict)
     _tasks: set[asyncio.Task[None]] = field(default_factory=set)
+    _last_name_stamp: int = 0
 
     async def close(self, grace: float = 1.0) -> None:
         """Give the events being written `grace` seconds, then cancel the rest."""
@@ -173,11 +173,18 @@ class EventRecorder:
             event["count"] = int(event.get("count", 1)) + 1
             event["lastTimestamp"] = now_rfc3339()
 
+    def _name_stamp(self) -> int:
+        """As client-go names events: `<object>.<hex of the time in nanoseconds>`; never
+        the same number twice from one recorder, so two events cannot collide here."""
+        stamp = max(time.time_ns(), self._last_name_stamp + 1)
+        self._last_name_stamp = stamp
+        return stamp
+
     def _new_event(
         self, reference: dict[str, str], type_: str, reason: str, message: str, action: str
     ) -> Object:
         metadata = {
-            "name": f"{reference.get('name', 'object')}.{secrets.token_hex(8)}",
+            "name": f"{reference.get('name', 'object')}.{self._name_stamp():x}",
             "namespace": reference.get("namespace") or "default",
         }
         if self.events_api:

@@ -27,13 +27,14 @@ from __future__ import annotations
 
 import copy
 import json
+import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Final
 
 from timonel.api.errors import StatusError, bad_request
-from timonel.api.objects import Object, now_rfc3339, parse_rfc3339
+from timonel.api.objects import Object, parse_rfc3339
 from timonel.patch._gofmt import go_json, go_quote, json_equal
 from timonel.patch.fieldpath import FieldSet, Path, field_element, parse_element, path_string
 from timonel.patch.patchtypes import FIELD_MANAGER_MAX_LENGTH, printable
@@ -357,6 +358,24 @@ def encode_managed_fields(managers: Mapping[ManagerId, ManagedEntry]) -> list[di
 # -- Update ------------------------------------------------------------------------------
 
 
+class _SecondClock:
+    """now_rfc3339 formatted once per second: every write stamps its managed fields."""
+
+    def __init__(self) -> None:
+        self._second = -1
+        self._text = ""
+
+    def __call__(self) -> str:
+        second = int(time.time())
+        if second != self._second:
+            self._text = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(second))
+            self._second = second
+        return self._text
+
+
+_now_seconds = _SecondClock()
+
+
 def record_update(
     live: Object | None,
     new: Object,
@@ -380,7 +399,7 @@ def record_update(
         new_meta = new["metadata"] = {}
     requested = new_meta.pop("managedFields", None)
     identity = ManagerId.for_update(manager, api_version, subresource)
-    moment = now or now_rfc3339()
+    moment = now or _now_seconds()
     try:
         updated = _record(live, new, requested, identity, schema, subresource, reset_fields, moment)
     except ValueError:
@@ -446,6 +465,9 @@ def _update(
     result: Managers = {}
     changed = comparison.modified.union(comparison.added)
     touched = changed.union(comparison.removed)
+    restamped = _restamped(managers, identity, changed, comparison.removed, touched, now)
+    if restamped is not None:
+        return restamped
     for other, entry in managers.items():
         if entry.encoded is not None:
             encoded_fields = entry.encoded["fieldsV1"]
@@ -461,6 +483,55 @@ def _update(
         fields = gained if previous is None else gained.union(previous.fields)
         result[identity] = ManagedEntry(fields, identity.api_version, now)
     return result
+
+
+def _restamped(
+    managers: Managers,
+    identity: ManagerId,
+    changed: FieldSet,
+    removed: FieldSet,
+    touched: FieldSet,
+    now: str,
+) -> Managers | None:
+    """Update's result, read from the encoded entries, for the common repeat write (a
+    Lease renewal, a status heartbeat): `identity` changes only fields it already owns and
+    nobody else owns what the write touches. The entries stay as they are but for
+    `identity`'s time. None when the write is not of that kind."""
+    own = managers.get(identity)
+    if own is None or own.encoded is None or not own.time or changed.empty():
+        return None
+    own_fields = own.encoded["fieldsV1"]
+    if (
+        not isinstance(own_fields, dict)
+        or "." in own_fields
+        or not _owns(own_fields, changed)
+        or not _untouched(own_fields, removed)
+        or changed.difference(_STRIPPED) != changed
+    ):
+        return None
+    result: Managers = {}
+    for other, entry in managers.items():
+        if other == identity:
+            restamped = dict(own.encoded)
+            restamped["time"] = now
+            result[other] = ManagedEntry(None, own.api_version, now, encoded=restamped)
+            continue
+        fields = None if entry.encoded is None else entry.encoded["fieldsV1"]
+        if not fields or "." in fields or not _untouched(fields, touched):
+            return None
+        result[other] = entry
+    return result
+
+
+def _owns(encoded: Any, fields: FieldSet) -> bool:
+    """Whether the FieldsV1 trie `encoded` names every field of `fields` itself."""
+    if not isinstance(encoded, dict):
+        return False
+    for pe in fields.members:
+        body = encoded.get(pe)
+        if not isinstance(body, dict) or (body and "." not in body):
+            return False
+    return all(_owns(encoded.get(pe), below) for pe, below in fields.children.items())
 
 
 def _untouched(encoded: Any, touched: FieldSet) -> bool:
@@ -581,7 +652,7 @@ def apply(
         )
     live_value = _without_managed_fields(live) if live is not None else {}
     config = copy.deepcopy(config)
-    when = now or now_rfc3339()
+    when = now or _now_seconds()
     if not managers and live is not None:
         managers = _update(
             {},
@@ -784,7 +855,18 @@ def _without_managed_fields(obj: Object | None) -> Object:
 
 
 def _reset_set(paths: Iterable[tuple[str, ...]]) -> FieldSet:
-    return FieldSet.of(*(tuple(field_element(part) for part in path) for path in paths))
+    """The set of `paths`, built once per distinct tuple (every write asks for one of
+    three); only ever read, never changed."""
+    key = tuple(paths)
+    found = _RESET_SETS.get(key)
+    if found is None:
+        found = FieldSet.of(*(tuple(field_element(part) for part in path) for path in key))
+        if len(_RESET_SETS) < 64:
+            _RESET_SETS[key] = found
+    return found
+
+
+_RESET_SETS: dict[tuple[tuple[str, ...], ...], FieldSet] = {}
 
 
 def _owned(fields: FieldSet, reset: FieldSet) -> FieldSet:

@@ -20,8 +20,10 @@ Revision 1 exists from the start (as in etcd), so the first write gets revision 
 
 Threading. All SQLite work runs on one dedicated thread fed by a queue, so the event loop
 never waits on fsync. The thread drains whatever is queued: reads run first, then all
-queued writes share one transaction (each in its own savepoint, so one write's failure
-leaves the others intact) and one fsync. A write is acknowledged only after that commit.
+queued writes share one transaction and one fsync. A write is acknowledged only after that
+commit. Each write changes the database with at most one statement, an INSERT, made after
+every check that can refuse it; SQLite backs out a failing statement by itself, so one
+write's failure leaves the others intact without a savepoint per write.
 
 Watch. This process is the only writer (the file is opened with an exclusive lock), so
 committed writes are handed to watchers on the event loop right after the commit, in
@@ -183,16 +185,6 @@ class _Database:
     def begin(self) -> None:
         self.sql.execute("BEGIN IMMEDIATE")
 
-    def savepoint(self) -> None:
-        self.sql.execute("SAVEPOINT write")
-
-    def release(self) -> None:
-        self.sql.execute("RELEASE write")
-
-    def rollback_savepoint(self) -> None:
-        self.sql.execute("ROLLBACK TO write")
-        self.sql.execute("RELEASE write")
-
     def commit(self) -> None:
         self.sql.execute("COMMIT")
 
@@ -279,7 +271,7 @@ class _Database:
         complete_to = events[-1].revision if len(events) == limit else self.revision
         return events, complete_to
 
-    # --- writes (called between savepoint() and release()) ---------------------------
+    # --- writes (inside the batch's transaction; each makes at most one INSERT) -------
 
     def _append(
         self,
@@ -565,14 +557,11 @@ class SQLiteStorage:
         try:
             database.begin()
             for request in writes:
-                database.savepoint()
                 try:
                     event = request.run(database)
                 except Exception as error:
-                    database.rollback_savepoint()
                     outcomes.append((request.future, _storage_error(error)))
                     continue
-                database.release()
                 events.append(event)
                 outcomes.append((request.future, event))
             database.commit()

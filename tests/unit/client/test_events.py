@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import copy
 import re
+import time
 from typing import Any
 
 from timonel.api.objects import Object
@@ -89,3 +90,19 @@ async def test_core_recorder_reports_component_and_host_without_action() -> None
     assert created["reportingComponent"] == "replicaset-controller"
     assert created["reportingInstance"] == ""
     assert "action" not in created and "eventTime" not in created
+
+
+async def test_events_are_named_as_client_go_names_them_and_never_twice() -> None:
+    client = RecordingClient()
+    recorder = EventRecorder(client=client, component="default-scheduler", events_api=True)  # type: ignore[arg-type]
+    before = time.time_ns()
+    for reason in ("Scheduled", "Pulled", "Started"):  # distinct events, written at once
+        recorder.event(POD, "Normal", reason, "m")
+    await recorder.close()
+    names = [obj["metadata"]["name"] for _, _, obj in client.calls]
+    assert len(set(names)) == 3
+    for name in names:
+        prefix, stamp = name.split(".")
+        assert prefix == "p"
+        assert re.fullmatch("[0-9a-f]+", stamp)
+        assert before <= int(stamp, 16) <= time.time_ns() + 10
