@@ -47,12 +47,12 @@ import queue
 import sqlite3
 import threading
 import time
-from collections import deque
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from functools import partial
 from typing import Any, Final, TypeVar
 
+from timonel.storage.fanout import Subscribers, progress_event
 from timonel.storage.interface import (
     Compacted,
     EventType,
@@ -63,7 +63,6 @@ from timonel.storage.interface import (
     ListResult,
     RevisionMismatch,
     StorageError,
-    WatchDropped,
     WatchEvent,
     prefix_end,
 )
@@ -96,8 +95,6 @@ _MAX_BATCH: Final = 256
 _REPLAY_PAGE: Final = 1000
 # Revisions deleted per compaction transaction, so writes interleave with a long compaction.
 _COMPACT_STEP: Final = 10_000
-# Progress notifications go out at most this often (seconds), and at once when allowed.
-PROGRESS_INTERVAL: Final = 0.05
 
 
 def _range_clause(column: str, prefix: str, start_key: str) -> tuple[str, list[Any]]:
@@ -107,10 +104,6 @@ def _range_clause(column: str, prefix: str, start_key: str) -> tuple[str, list[A
     if end is None:
         return f"{column} >= ?", [lower]
     return f"{column} >= ? AND {column} < ?", [lower, end]
-
-
-def progress_event(revision: int) -> WatchEvent:
-    return WatchEvent(EventType.PROGRESS, KeyValue("", b"", 0, revision), None)
 
 
 class _Database:
@@ -431,32 +424,6 @@ class _Request:
     future: asyncio.Future[Any]
 
 
-class _Subscriber:
-    """One watcher's live queue, filled on the event loop right after each commit."""
-
-    __slots__ = ("capacity", "closed", "dropped", "events", "prefix", "progress", "waiter")
-
-    def __init__(self, prefix: str, capacity: int, progress: bool) -> None:
-        self.prefix = prefix
-        self.capacity = capacity
-        self.progress = progress
-        self.events: deque[WatchEvent] = deque()
-        self.waiter: asyncio.Future[None] | None = None
-        self.dropped = False
-        self.closed = False
-
-    def wake(self) -> None:
-        if self.waiter is not None and not self.waiter.done():
-            self.waiter.set_result(None)
-
-    async def wait(self) -> None:
-        self.waiter = asyncio.get_running_loop().create_future()
-        try:
-            await self.waiter
-        finally:
-            self.waiter = None
-
-
 class SQLiteStorage:
     """The `Storage` protocol over one SQLite file (see the module docstring)."""
 
@@ -471,17 +438,14 @@ class SQLiteStorage:
         self._path = path
         self._compact_interval = compact_interval
         self._compact_keep = compact_keep
-        self._watcher_queue = watcher_queue
         self._database = _Database(path)
         self._requests: queue.SimpleQueue[_Request | None] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._closed = False
         self._revision = 0  # newest revision handed to watchers and writers
-        self._subscribers: set[_Subscriber] = set()
+        self._subscribers = Subscribers(watcher_queue, lambda: self._revision)
         self._compactor: asyncio.Task[None] | None = None
-        self._last_progress = 0.0
-        self._progress_timer: asyncio.TimerHandle | None = None
 
     # --- lifecycle -----------------------------------------------------------------
 
@@ -512,12 +476,7 @@ class SQLiteStorage:
             self._compactor.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._compactor
-        if self._progress_timer is not None:
-            self._progress_timer.cancel()
-        for subscriber in self._subscribers:
-            subscriber.closed = True
-            subscriber.wake()
-        self._subscribers.clear()
+        self._subscribers.end_all()
         await self._stop_thread()
 
     async def _stop_thread(self) -> None:
@@ -588,7 +547,7 @@ class SQLiteStorage:
     ) -> None:
         if events:
             self._revision = events[-1].revision
-            self._fan_out(events)
+            self._subscribers.fan_out(events)
         for future, outcome in outcomes:
             if future.done():
                 continue
@@ -596,53 +555,6 @@ class SQLiteStorage:
                 future.set_exception(outcome)
             else:
                 future.set_result(outcome)
-
-    def _fan_out(self, events: list[WatchEvent]) -> None:
-        wants_progress = False
-        for subscriber in list(self._subscribers):
-            received = False
-            for event in events:
-                if event.kv.key.startswith(subscriber.prefix):
-                    if len(subscriber.events) >= subscriber.capacity:
-                        subscriber.dropped = True
-                        self._subscribers.discard(subscriber)
-                        received = True
-                        break
-                    subscriber.events.append(event)
-                    received = True
-            wants_progress = wants_progress or subscriber.progress
-            # Only subscribers with something new are woken; the others learn of the
-            # revision through the (rate-limited) progress notification.
-            if received:
-                subscriber.wake()
-        if wants_progress:
-            self._schedule_progress()
-
-    def _schedule_progress(self) -> None:
-        if self._progress_timer is not None:
-            return
-        assert self._loop is not None
-        due = self._last_progress + PROGRESS_INTERVAL
-        now = self._loop.time()
-        if now >= due:
-            self._send_progress()
-        else:
-            self._progress_timer = self._loop.call_at(due, self._send_progress)
-
-    def _send_progress(self) -> None:
-        assert self._loop is not None
-        self._progress_timer = None
-        self._last_progress = self._loop.time()
-        notice = progress_event(self._revision)
-        for subscriber in self._subscribers:
-            if not subscriber.progress:
-                continue
-            queued = subscriber.events
-            if queued and queued[-1].type is EventType.PROGRESS:
-                queued[-1] = notice  # a newer notice says everything the older one did
-            elif len(queued) < subscriber.capacity:
-                queued.append(notice)
-            subscriber.wake()
 
     def _call(self, write: bool, run: Callable[[_Database], T]) -> asyncio.Future[T]:
         if self._closed or self._loop is None:
@@ -698,8 +610,7 @@ class SQLiteStorage:
                 position = event.revision
             if len(page) < _REPLAY_PAGE:
                 break
-        subscriber = _Subscriber(prefix, self._watcher_queue, progress_notify)
-        self._subscribers.add(subscriber)
+        subscriber = self._subscribers.subscribe(prefix, progress_notify)
         try:
             while True:
                 page, complete_to = await self._call(
@@ -714,20 +625,10 @@ class SQLiteStorage:
             if progress_notify and complete_to > position:
                 position = complete_to
                 yield progress_event(complete_to)
-            while True:
-                while subscriber.events:
-                    event = subscriber.events.popleft()
-                    if event.revision <= position:
-                        continue  # already replayed from the log
-                    position = event.revision
-                    yield event
-                if subscriber.dropped:
-                    raise WatchDropped(f"watch on {prefix!r} fell behind at revision {position}")
-                if subscriber.closed:
-                    return
-                await subscriber.wait()
+            async for event in subscriber.follow(position):
+                yield event
         finally:
-            self._subscribers.discard(subscriber)
+            self._subscribers.unsubscribe(subscriber)
 
     async def compact(self, revision: int) -> None:
         current = self._revision

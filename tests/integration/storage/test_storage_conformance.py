@@ -440,7 +440,7 @@ async def test_background_compaction_keeps_the_newest_revisions(backend: Backend
     kv = await storage.create("/r/a", b"0")
     for step in range(60):
         kv = await storage.update("/r/a", str(step).encode(), expected_revision=kv.mod_revision)
-    async with asyncio.timeout(5):
+    async with asyncio.timeout(20):
         while await storage.compacted_revision() < kv.mod_revision - 20:
             await asyncio.sleep(0.01)
     assert await storage.compacted_revision() == kv.mod_revision - 20
