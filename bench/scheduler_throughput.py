@@ -202,6 +202,9 @@ async def measure(
                 "last_bound_after_s": last_bound - started,
                 "throughput": args.pods / (bound[-1] - started),
                 "scheduling_best_5s_rate": simcluster.best_window_rate(bound),
+                "sampled_throughput": simcluster.sampled_throughput(
+                    bound, released if args.hold_scheduler else started
+                ),
                 "bound_per_second": simcluster.per_second(bound, started),
                 "create_to_bound": harness.latency_summary(
                     [t.bound - t.seen for t in watch.pods.values()]
@@ -242,6 +245,7 @@ def print_results(runs: list[dict[str, Any]]) -> None:
                 f"{run['last_bound_after_s']:.1f}",
                 f"{run['throughput']:,.0f}",
                 f"{run['scheduling_best_5s_rate']:,.0f}",
+                f"{run['sampled_throughput']:,.0f}",
                 f"{run.get('scheduler_only_throughput', math.nan):,.0f}",
                 f"{run['create_to_bound']['p50_ms']:,.0f}",
                 f"{run['create_to_bound']['p99_ms']:,.0f}",
@@ -260,7 +264,7 @@ def print_results(runs: list[dict[str, Any]]) -> None:
         rows,
         [
             "nodes", "pods", "create", "creates/s", "all bound s", "pods/s",
-            "best 5s/s", "sched only/s", "p50 ms", "p99 ms",
+            "best 5s/s", "sampled/s", "sched only/s", "p50 ms", "p99 ms",
             "server cores", "server ms/pod", "agent cores", "bench cores", "other cores", "server MB",
             "GC s (max)", "pods/node",
         ],
@@ -268,7 +272,9 @@ def print_results(runs: list[dict[str, Any]]) -> None:
     print(
         f"\npods/s: pods / (last bound - first create). kube-scheduler: about "
         f"{KUBE_SCHEDULER_RATE:,.0f} pods/s (scheduler_perf, 5000 nodes, 10000 pods). "
-        "p50/p99: from a pod's creation to its binding, as the watch saw them. GC s: "
+        "sampled/s: as scheduler_perf's SchedulingThroughput Average (pods bound per 1 s "
+        "tick, the first tick with a binding only starts the count, the last partial "
+        "second dropped). p50/p99: from a pod's creation to its binding, as the watch saw them. GC s: "
         "the server's garbage collector pauses (of 20 ms or more) during the run, in "
         "total and the longest. server ms/pod: the server's CPU time (event loop and "
         "SQLite thread) from the first create to the last binding, per pod: the figure to "
@@ -333,6 +339,15 @@ def main() -> None:
                     f"throughput_{nodes}",
                     f"pods/s, {args.pods:,} pods on {nodes:,} nodes",
                     run["throughput"],
+                    "pods/s",
+                    (">", KUBE_SCHEDULER_RATE),
+                )
+            )
+            results.figures.append(
+                Figure(
+                    f"sampled_throughput_{nodes}",
+                    f"pods/s sampled as scheduler_perf, {args.pods:,} pods on {nodes:,} nodes",
+                    run["sampled_throughput"],
                     "pods/s",
                     (">", KUBE_SCHEDULER_RATE),
                 )

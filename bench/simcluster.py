@@ -7,6 +7,7 @@ process's CPU and memory.
 from __future__ import annotations
 
 import asyncio
+import bisect
 import contextlib
 import json
 import math
@@ -256,6 +257,25 @@ def best_window_rate(stamps: list[float], window: float = 5.0) -> float:
         best = max(best, end - start + 1)
     span = min(window, stamps[-1] - stamps[0])
     return best / span if span > 0 else math.nan
+
+
+def sampled_throughput(stamps: list[float], since: float, interval: float = 1.0) -> float:
+    """scheduler_perf's SchedulingThroughput "Average": a tick every `interval` from
+    `since`; the first tick that sees a pod bound only starts the count, every later tick
+    samples the pods bound since the previous one, and sampling ends with the last tick
+    before the last binding (the collector stops when every pod is bound). NaN with no
+    whole sample."""
+    if not stamps:
+        return math.nan
+    ordered = sorted(stamps)
+    first_tick = since + (math.floor((ordered[0] - since) / interval) + 1) * interval
+    ticks = int((ordered[-1] - first_tick) // interval)
+    if ticks < 1:
+        return math.nan
+    counted = bisect.bisect_left(ordered, first_tick + ticks * interval) - bisect.bisect_left(
+        ordered, first_tick
+    )
+    return counted / (ticks * interval)
 
 
 class ProcessSampler:

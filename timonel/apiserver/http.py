@@ -6,6 +6,7 @@ so the in-process transport and this listener behave the same.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import ssl
@@ -27,11 +28,20 @@ log = logging.getLogger(__name__)
 _BURST_BYTES = 256 * 1024
 
 
-def make_app(api: ApiServer) -> web.Application:
-    # aiohttp's own limit sits above ours so that an oversized body still gets a Status.
-    app = web.Application(client_max_size=MAX_BODY_BYTES * 4)
+def make_server(api: ApiServer) -> web.Server:
+    """aiohttp's low-level server: every request goes to `dispatch`, with no router or
+    middleware in between (the ApiServer does its own routing)."""
+    loop = asyncio.get_running_loop()
 
-    async def dispatch(request: web.Request) -> web.StreamResponse:
+    def make_request(
+        message: Any, payload: Any, protocol: Any, writer: Any, task: Any
+    ) -> web.BaseRequest:
+        # aiohttp's own limit sits above ours so that an oversized body still gets a Status.
+        return web.BaseRequest(
+            message, payload, protocol, writer, task, loop, client_max_size=MAX_BODY_BYTES * 4
+        )
+
+    async def dispatch(request: web.BaseRequest) -> web.StreamResponse:
         if nodeproxy.is_proxied_upgrade(request.path, request.headers):
             # exec, attach, port-forward: the connection itself goes to the kubelet.
             return await nodeproxy.serve_upgrade(api, request)
@@ -76,8 +86,7 @@ def make_app(api: ApiServer) -> web.Application:
             await stream.write_eof()
         return stream
 
-    app.router.add_route("*", "/{tail:.*}", dispatch)
-    return app
+    return web.Server(dispatch, request_factory=make_request, access_log=None)
 
 
 async def _write_chunks(
@@ -122,11 +131,11 @@ class HttpsListener:
         self.host = host
         self.port = port
         self.ssl_context = ssl_context
-        self._runner: web.AppRunner | None = None
+        self._runner: web.ServerRunner | None = None
 
     async def start(self) -> None:
-        self._runner = web.AppRunner(
-            make_app(self.api), access_log=None, handle_signals=False, shutdown_timeout=1.0
+        self._runner = web.ServerRunner(
+            make_server(self.api), handle_signals=False, shutdown_timeout=1.0
         )
         await self._runner.setup()
         site = web.TCPSite(

@@ -386,7 +386,7 @@ async def serve(api: ApiServer, request: ApiRequest, info: RequestInfo) -> ApiRe
     )
 
 
-async def serve_upgrade(api: ApiServer, request: web.Request) -> web.StreamResponse:
+async def serve_upgrade(api: ApiServer, request: web.BaseRequest) -> web.StreamResponse:
     """exec, attach, port-forward and node proxy upgrades, spliced through to the kubelet."""
     try:
         transport = request.transport

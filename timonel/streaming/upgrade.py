@@ -203,7 +203,7 @@ class WebSocketStream:
 
 
 async def switch_protocols(
-    request: web.Request, headers: Iterable[tuple[str, str]]
+    request: web.BaseRequest, headers: Iterable[tuple[str, str]]
 ) -> tuple[web.StreamResponse, SwitchedConnection]:
     """Answer `request` with 101 and `headers` and take the connection over. The
     handler must return the response once done with the connection."""
