@@ -515,6 +515,9 @@ class EndpointSliceController(Controller):
     def _enqueue(self, obj: Object) -> None:
         self.queue.add(f"{meta(obj).get('namespace', '')}/{meta(obj).get('name', '')}")
 
+    def _namespace_has_services(self, pod: Object) -> bool:
+        return bool(self.services.indexer.by_index("namespace", meta(pod).get("namespace", "")))
+
     def _services_of(self, pod: Object) -> list[Object]:
         namespace = meta(pod).get("namespace", "")
         return [
@@ -526,6 +529,8 @@ class EndpointSliceController(Controller):
             self._enqueue(service)
 
     def _pod_updated(self, old: Object, new: Object) -> None:
+        if not self._namespace_has_services(new):
+            return  # the common case for most pods: nothing here selects anything
         if pod_view(old) == pod_view(new) and (old.get("spec") or {}).get("nodeName") == (
             new.get("spec") or {}
         ).get("nodeName"):
