@@ -45,6 +45,24 @@ def _server_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> 
         help="write audit events to this file ('-' for standard output)",
     )
     parser.add_argument(
+        "--audit-log-maxage",
+        type=int,
+        default=0,
+        help="days to keep rotated audit log files, by the time in their names (0: no limit)",
+    )
+    parser.add_argument(
+        "--audit-log-maxbackup",
+        type=int,
+        default=0,
+        help="rotated audit log files to keep (0: every one)",
+    )
+    parser.add_argument(
+        "--audit-log-maxsize",
+        type=int,
+        default=0,
+        help="megabytes the audit log may reach before it is rotated (0: 100)",
+    )
+    parser.add_argument(
         "--audit-policy-file",
         type=Path,
         default=None,
@@ -226,6 +244,7 @@ def main(argv: list[str] | None = None) -> int:
         stream=sys.stderr,
     )
     if args.command == "server":
+        from timonel.apiserver.auditfile import Rotation
         from timonel.server import ServerOptions, serve
 
         options = ServerOptions(
@@ -245,6 +264,11 @@ def main(argv: list[str] | None = None) -> int:
             disable_controller_manager=args.disable_controller_manager,
             audit_log_path=args.audit_log_path,
             audit_policy_file=args.audit_policy_file,
+            audit_log_rotation=Rotation(
+                max_size_mb=args.audit_log_maxsize,
+                max_backups=args.audit_log_maxbackup,
+                max_age_days=args.audit_log_maxage,
+            ),
             controller_options={
                 name: value
                 for name in (

@@ -27,6 +27,7 @@ from timonel import pki
 from timonel.api.user import SYSTEM_MASTERS, UserInfo
 from timonel.apiserver import nodecerts, nodeproxy, serviceaccounts
 from timonel.apiserver.audit import AuditLog, PolicyError
+from timonel.apiserver.auditfile import Rotation, rotation_problems
 from timonel.apiserver.authn import Authenticator
 from timonel.apiserver.authorization import authorizer as rbac_authorizer
 from timonel.apiserver.authorization.bootstrap import ensure_bootstrap_policy
@@ -66,6 +67,7 @@ class ServerOptions:
     # kube-apiserver's audit flags: both are needed for an audit log.
     audit_log_path: str = ""
     audit_policy_file: Path | None = None
+    audit_log_rotation: Rotation = field(default_factory=Rotation)
     # Controller tuning (ControllerContext.options), e.g. node_monitor_grace_period.
     controller_options: dict[str, object] = field(default_factory=dict)
 
@@ -102,8 +104,13 @@ def open_audit_log(options: ServerOptions) -> AuditLog | None:
     if options.audit_policy_file is None:
         log.warning("--audit-log-path without --audit-policy-file: nothing is audited")
         return None
+    problems = rotation_problems(options.audit_log_rotation)
+    if problems:
+        raise SystemExit("invalid audit log options: " + "; ".join(problems))
     try:
-        return AuditLog.open(options.audit_log_path, options.audit_policy_file)
+        return AuditLog.open(
+            options.audit_log_path, options.audit_policy_file, options.audit_log_rotation
+        )
     except PolicyError as error:
         raise SystemExit(f"invalid audit policy: {error}") from None
     except OSError as error:

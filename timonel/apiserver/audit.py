@@ -31,6 +31,7 @@ import orjson
 import yaml
 
 from timonel.api.user import UserInfo
+from timonel.apiserver.auditfile import RotatingLog, Rotation
 from timonel.apiserver.authorization.rbac import resource_matches, url_matches
 from timonel.apiserver.context import ApiRequest, ApiResponse
 from timonel.apiserver.negotiation import PROTOBUF, media_type
@@ -269,7 +270,7 @@ _T = TypeVar("_T")
 class AuditLog:
     """Writes audit events for the requests `record` is given; see the module docstring."""
 
-    def __init__(self, policy: Policy, sink: IO[bytes]) -> None:
+    def __init__(self, policy: Policy, sink: IO[bytes] | RotatingLog) -> None:
         self.policy = policy
         self._sink = sink
         self._queue: queue.SimpleQueue[_Queued | None] = queue.SimpleQueue()
@@ -277,12 +278,11 @@ class AuditLog:
         self._thread.start()
 
     @classmethod
-    def open(cls, log_path: str, policy_path: Path) -> AuditLog:
+    def open(cls, log_path: str, policy_path: Path, rotation: Rotation | None = None) -> AuditLog:
         policy = load_policy(policy_path)
         if log_path == "-":
             return cls(policy, sys.stdout.buffer)
-        Path(log_path).parent.mkdir(parents=True, exist_ok=True)
-        return cls(policy, open(log_path, "ab"))
+        return cls(policy, RotatingLog(Path(log_path), rotation or Rotation()))
 
     def close(self) -> None:
         self._queue.put(None)
