@@ -13,7 +13,6 @@ import asyncio
 import contextlib
 import ipaddress
 import json
-import signal
 import subprocess
 import sys
 import time
@@ -25,7 +24,7 @@ from typing import Any, TypeVar
 
 import pytest
 
-from tests.conftest import KUBECTL, REPO, KubectlResult, free_port
+from tests.conftest import KUBECTL, REPO, KubectlResult, free_port, stop_process
 from tests.e2e.kubelet.registry import Registry
 from tests.e2e.runtime.conftest import runtime_unavailable
 from tests.e2e.runtime.hosttools import force_cleanup, wait_for_no_leftovers
@@ -132,14 +131,8 @@ class Cluster:
         wait_for(api_up, timeout=60, what="the API server")
 
     def stop(self) -> None:
-        if self.process is None or self.process.poll() is not None:
-            return
-        self.process.send_signal(signal.SIGTERM)
-        try:
-            self.process.wait(20)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait(10)
+        if self.process is not None:
+            stop_process(self.process, grace=20)
 
     def kubectl(
         self, *args: str, input: str | None = None, check: bool = True, timeout: float = 60

@@ -4,7 +4,6 @@ server that runs without one (as k3s agents join a k3s server)."""
 from __future__ import annotations
 
 import json
-import signal
 import subprocess
 import sys
 import uuid
@@ -15,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import REPO, free_port
+from tests.conftest import REPO, free_port, stop_process
 from tests.e2e.kubelet.conftest import (
     Cluster,
     cleaned_up,
@@ -54,13 +53,8 @@ class RemoteCluster(Cluster):
         log.close()
 
     def stop(self) -> None:
-        if self.agent is not None and self.agent.poll() is None:
-            self.agent.send_signal(signal.SIGTERM)
-            try:
-                self.agent.wait(20)
-            except subprocess.TimeoutExpired:
-                self.agent.kill()
-                self.agent.wait(10)
+        if self.agent is not None:
+            stop_process(self.agent, grace=20)
         super().stop()
 
 

@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tests.conftest import KUBECTL, REPO, KubectlResult
+from tests.conftest import KUBECTL, REPO, KubectlResult, stop_process
 from tests.e2e.kubelet.conftest import Cluster, cleaned_up, condition, free_cluster_cidr, wait_for
 from tests.e2e.proxy.lab import ip, netns_path
 from tests.e2e.runtime.hosttools import force_cleanup, wait_for_no_leftovers
@@ -105,14 +105,8 @@ class Node:
 
     def stop(self) -> None:
         """SIGTERM (a clean shutdown), SIGKILL if it takes too long."""
-        if self.process is None or self.process.poll() is not None:
-            return
-        self.process.send_signal(signal.SIGTERM)
-        try:
-            self.process.wait(30)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait(10)
+        if self.process is not None:
+            stop_process(self.process, grace=30)
 
     def kill(self) -> None:
         """The agent and its containerd die at once; the pods' processes keep running, as

@@ -27,7 +27,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import free_port
+from tests.conftest import free_port, stop_process
 from tests.e2e.kubelet.conftest import Cluster, container_status, wait_for
 from tests.e2e.streaming.conftest import (
     kubectl_command,
@@ -81,13 +81,7 @@ class Background:
         self.process.stdin.flush()
 
     def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(5)
+        stop_process(self.process)
         for stream in (self.process.stdin, self.process.stdout, self.process.stderr):
             if stream is not None:
                 stream.close()

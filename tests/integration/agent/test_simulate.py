@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import ipaddress
 import json
-import signal
 import subprocess
 import sys
 import time
@@ -18,7 +17,7 @@ from typing import Any, TypeVar
 
 import pytest
 
-from tests.conftest import REPO, RunningServer
+from tests.conftest import REPO, RunningServer, stop_process
 
 T = TypeVar("T")
 
@@ -56,16 +55,6 @@ def eventually(probe: Callable[[], T | None], *, timeout: float = 10.0, what: st
 
 def get_json(server: RunningServer, *args: str) -> Any:
     return json.loads(server.kubectl("get", *args, "-o", "json").stdout)
-
-
-def stop_process(process: subprocess.Popen[bytes]) -> None:
-    if process.poll() is None:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(5)
 
 
 @pytest.fixture(scope="module")

@@ -6,7 +6,6 @@ tolerate it) land on them."""
 
 from __future__ import annotations
 
-import signal
 import subprocess
 import sys
 import uuid
@@ -16,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import REPO, RunningServer
+from tests.conftest import REPO, RunningServer, stop_process
 from tests.integration.controllers.harness import apply, get, items, live_pods, wait_for
 
 NODES = 2
@@ -75,13 +74,7 @@ def simulated(
         )
         yield Simulated(tag, names)
     finally:
-        if process.poll() is None:
-            process.send_signal(signal.SIGTERM)
-            try:
-                process.wait(10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(5)
+        stop_process(process)
         server.kubectl("delete", "node", "--ignore-not-found", *names, check=False)
         server.kubectl(
             "delete", "lease", "-n", "kube-node-lease", "--ignore-not-found", *names, check=False

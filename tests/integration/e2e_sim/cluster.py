@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import signal
 import subprocess
 import sys
 import threading
@@ -23,18 +22,8 @@ from typing import Any
 
 from kubernetes import client, config, watch
 
-from tests.conftest import REPO, RunningServer, start_server
+from tests.conftest import REPO, RunningServer, start_server, stop_process
 from tests.integration.controllers.harness import items, wait_for
-
-
-def stop_process(process: subprocess.Popen[bytes]) -> None:
-    if process.poll() is None:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(5)
 
 
 @dataclass

@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import signal
-import socket
 import ssl
 import subprocess
 import time
@@ -16,14 +14,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from tests.conftest import free_port, stop_process
+
 ETCD = Path("/usr/bin/etcd")
 MISSING_REASON = f"etcd is not installed ({ETCD}); scripts/install-runtime installs etcd-server"
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @dataclass(frozen=True)
@@ -42,8 +36,8 @@ class EtcdProcess:
         self.directory = directory
         self.tls = tls
         self.data_dir = directory / "etcd-data"
-        self.client_port = _free_port()
-        self.peer_port = _free_port()
+        self.client_port = free_port()
+        self.peer_port = free_port()
         self.process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -141,13 +135,8 @@ class EtcdProcess:
         self.post("kv/deleterange", {"key": "AA==", "range_end": "AA=="})
 
     def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(5)
+        if self.process is not None:
+            stop_process(self.process)
 
     def remove(self) -> None:
         self.stop()
