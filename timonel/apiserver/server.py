@@ -62,6 +62,7 @@ from timonel.kinds.base import Strategy
 from timonel.kinds.core import pod as pod_kind
 from timonel.kinds.registry import ResourceRegistry
 from timonel.patch import jsonpatch, mergepatch
+from timonel.schema import fields as schema_fields
 from timonel.schema import openapi, openapiv2
 from timonel.schema.definitions import SchemaNode, kubernetes_definitions
 from timonel.storage.interface import KeyNotFound, RevisionMismatch, Storage
@@ -579,6 +580,7 @@ class ApiServer:
         watch cache's copy of the pod, as kube-apiserver's cacher suggests its cached
         object; a lost race or a refusal based on that copy is retried from storage."""
         binding = decode_object(request.body, request.headers.get("Content-Type"))
+        self._check_binding_fields(request, binding)
         native = media_type(request.headers.get("Content-Type")) in (JSON, "", "*/*")
         key = store.key(info.namespace, info.name)
         cached = store.cache.get(store.cache_key(info.namespace, info.name))
@@ -613,6 +615,20 @@ class ApiServer:
                 continue
             return json_response(success_status(), 201)
         raise errors.conflict("pods", "", info.name)
+
+    def _check_binding_fields(self, request: ApiRequest, binding: Object) -> None:
+        """A Binding body decodes as kube-apiserver decodes it: a mistyped field is a 400
+        (nothing mistyped reaches the stored pod), an unknown one under Strict too."""
+        key = ("", "v1", "Binding")
+        if key not in self._schemas:
+            self._schemas[key] = kubernetes_definitions().for_kind(*key)
+        node = self._schemas[key]
+        if node is None:
+            return
+        check = schema_fields.check_object(node, binding)
+        error = check.status_error("Binding", "v1", request.param("fieldValidation"))
+        if error is not None:
+            raise error
 
     def service_account_uid(self, namespace: str, name: str) -> str | None:
         store = self.store_for("", "v1", "serviceaccounts")

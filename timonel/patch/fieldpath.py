@@ -16,7 +16,7 @@ from __future__ import annotations
 import functools
 import json
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, Final
 
 from timonel.patch._gofmt import go_float_v, go_json, go_quote
 
@@ -30,6 +30,30 @@ def field_element(name: str) -> PathElement:
 
 def key_element(fields: list[tuple[str, Any]]) -> PathElement:
     """`fields` must already be sorted by name, as Kubernetes keys are."""
+    if len(fields) == 1 and type(fields[0][1]) is str:
+        return _cached_string_key_element(*fields[0])  # a name, a condition type
+    if all(type(value) in _HASHABLE_KEY_VALUES for _, value in fields):
+        # Typed, so that 1 and True (equal keys to Python) stay apart.
+        return _cached_key_element(tuple((name, type(value), value) for name, value in fields))
+    return _encode_key_element(fields)
+
+
+# Not floats: 0.0 and -0.0 are one key to Python and two to JSON.
+_HASHABLE_KEY_VALUES: Final = (str, int, bool, type(None))
+
+
+@functools.lru_cache(maxsize=4096)
+def _cached_key_element(fields: tuple[tuple[str, type, Any], ...]) -> PathElement:
+    """Items keep their keys from write to write (container names, ports, condition types)."""
+    return _encode_key_element([(name, value) for name, _, value in fields])
+
+
+@functools.lru_cache(maxsize=4096)
+def _cached_string_key_element(name: str, value: str) -> PathElement:
+    return _encode_key_element([(name, value)])
+
+
+def _encode_key_element(fields: list[tuple[str, Any]]) -> PathElement:
     return "k:{" + ",".join(go_json(name) + ":" + go_json(value) for name, value in fields) + "}"
 
 
@@ -124,9 +148,10 @@ def parse_element(text: str) -> PathElement:
 
 
 class FieldSet:
-    """A set of field paths (fieldpath.Set). Operations return new sets, which share the
-    subtrees they leave unchanged with their operands: a set that came out of an
-    operation (or went into one) is never changed in place."""
+    """A set of field paths (fieldpath.Set). Operations return sets that share the
+    subtrees they leave unchanged with their operands (or are one of them, when the
+    other is empty): a set that came out of an operation (or went into one) is never
+    changed in place."""
 
     __slots__ = ("children", "members")
 
@@ -208,6 +233,10 @@ class FieldSet:
         return FieldSet(set(self.members), {pe: c.copy() for pe, c in self.children.items()})
 
     def union(self, other: FieldSet) -> FieldSet:
+        if other.empty():
+            return self  # shared, as the subtrees of any result are
+        if self.empty():
+            return other
         children = dict(self.children)
         for pe, child in other.children.items():
             mine = children.get(pe)
@@ -226,6 +255,8 @@ class FieldSet:
 
     def difference(self, other: FieldSet) -> FieldSet:
         """Paths in self not in other; a member of other does not remove self's children."""
+        if other.empty():
+            return self
         children: dict[PathElement, FieldSet] = {}
         for pe, child in self.children.items():
             theirs = other.children.get(pe)
@@ -236,6 +267,8 @@ class FieldSet:
 
     def recursive_difference(self, other: FieldSet) -> FieldSet:
         """Like difference, but a member of other also removes everything below it."""
+        if other.empty():
+            return self
         children: dict[PathElement, FieldSet] = {}
         for pe, child in self.children.items():
             if pe in other.members:

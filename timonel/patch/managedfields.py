@@ -26,6 +26,7 @@ only what it applied).
 from __future__ import annotations
 
 import copy
+import functools
 import json
 import time
 from collections.abc import Iterable, Mapping
@@ -41,6 +42,7 @@ from timonel.patch.patchtypes import FIELD_MANAGER_MAX_LENGTH, printable
 from timonel.patch.typed import (
     Shape,
     compare,
+    created_fields_v1,
     ensure_named_fields_are_members,
     merge,
     remove_items,
@@ -78,6 +80,14 @@ _STRIPPED: Final = FieldSet.of(
         )
     ),
 )
+
+
+_METADATA: Final = field_element("metadata")
+_STRIPPED_AT_ROOT: Final = tuple(sorted(_STRIPPED.members))
+_STRIPPED_IN_METADATA: Final = tuple(sorted(_STRIPPED.children[_METADATA].members))
+_UNTRACKED_AT_ROOT: Final = frozenset({"apiVersion", "kind"})
+_UNTRACKED_IN_METADATA: Final = frozenset(pe[2:] for pe in _STRIPPED_IN_METADATA)
+_SCALAR_TYPES: Final = (str, int, float, bool, type(None))
 
 
 @dataclass(frozen=True, order=True)
@@ -339,20 +349,30 @@ def encode_managed_fields(managers: Mapping[ManagerId, ManagedEntry]) -> list[di
         if entry.encoded is not None:
             entries.append((order, dict(entry.encoded)))  # unchanged since it was read
             continue
-        encoded: dict[str, Any] = {}
-        if identity.manager:
-            encoded["manager"] = identity.manager
-        encoded["operation"] = identity.operation
-        encoded["apiVersion"] = entry.api_version
-        if entry.time:
-            encoded["time"] = entry.time
-        encoded["fieldsType"] = "FieldsV1"
-        encoded["fieldsV1"] = entry.fields.to_fields_v1()
-        if identity.subresource:
-            encoded["subresource"] = identity.subresource
+        encoded = _encoded_entry(
+            identity, entry.api_version, entry.time, entry.fields.to_fields_v1()
+        )
         entries.append((order, encoded))
     entries.sort(key=lambda pair: pair[0])
     return [encoded for _, encoded in entries]
+
+
+def _encoded_entry(
+    identity: ManagerId, api_version: str, time: str | None, fields: dict[str, Any]
+) -> dict[str, Any]:
+    """One managedFields entry, its keys in the order kube-apiserver writes them."""
+    encoded: dict[str, Any] = {}
+    if identity.manager:
+        encoded["manager"] = identity.manager
+    encoded["operation"] = identity.operation
+    encoded["apiVersion"] = api_version
+    if time:
+        encoded["time"] = time
+    encoded["fieldsType"] = "FieldsV1"
+    encoded["fieldsV1"] = fields
+    if identity.subresource:
+        encoded["subresource"] = identity.subresource
+    return encoded
 
 
 # -- Update ------------------------------------------------------------------------------
@@ -437,6 +457,10 @@ def _record(
     creating = live is None or not live_meta.get("uid")
     if not managers and not creating:
         return {}
+    if live is None and not managers:
+        created = _created(new, identity, shape_of(schema), tuple(reset_fields), now)
+        if created is not None:
+            return created
     updated = _update(
         _without_managed_fields(live) if live is not None else {},
         new,
@@ -483,6 +507,62 @@ def _update(
         fields = gained if previous is None else gained.union(previous.fields)
         result[identity] = ManagedEntry(fields, identity.api_version, now)
     return result
+
+
+def _created(
+    new: Any, identity: ManagerId, shape: Shape, reset: tuple[tuple[str, ...], ...], now: str
+) -> Managers | None:
+    """Update's result for a create nobody managed before (the manager gains every field
+    the object sets), encoded in one walk of the object. None when a reset field is
+    nested (no kind has one): `_update` handles that."""
+    if any(len(path) != 1 for path in reset):
+        return None
+    view = _without_untracked_scalars(new)
+    for (name,) in reset:
+        view.pop(name, None)  # reset with all below it: not walked at all
+    fields = created_fields_v1(view, shape)
+    for pe in _STRIPPED_AT_ROOT:
+        _drop_member(fields, pe)
+    meta = fields.get(_METADATA)
+    if meta:
+        for pe in _STRIPPED_IN_METADATA:
+            _drop_member(meta, pe)
+        if not meta:
+            del fields[_METADATA]
+    if not fields:
+        return {}
+    encoded = _encoded_entry(identity, identity.api_version, now, fields)
+    return {identity: ManagedEntry(None, identity.api_version, now, encoded=encoded)}
+
+
+def _without_untracked_scalars(obj: Object) -> Object:
+    """`obj` without the scalar fields nobody owns (apiVersion, kind, metadata.name, ...):
+    they would only be walked to be dropped again. Other values stay (see `_drop_member`)."""
+    view = {
+        name: value
+        for name, value in obj.items()
+        if name not in _UNTRACKED_AT_ROOT or type(value) not in _SCALAR_TYPES
+    }
+    meta = view.get("metadata")
+    if type(meta) is dict:
+        view["metadata"] = {
+            name: value
+            for name, value in meta.items()
+            if name not in _UNTRACKED_IN_METADATA or type(value) not in _SCALAR_TYPES
+        }
+    return view
+
+
+def _drop_member(fields: dict[str, Any], pe: str) -> None:
+    """FieldSet.difference of one member on a FieldsV1 trie: the field goes, the fields
+    below it stay. (A member without children is `{}`, one with children carries `.`.)"""
+    body = fields.get(pe)
+    if body is None:
+        return
+    if not body:
+        del fields[pe]
+    elif "." in body:
+        del body["."]
 
 
 def _restamped(
@@ -876,6 +956,12 @@ def _owned(fields: FieldSet, reset: FieldSet) -> FieldSet:
 def _normalize_time(value: Any) -> str | None:
     if not isinstance(value, str) or not value:
         return None
+    return _normalized_time_text(value)
+
+
+@functools.lru_cache(maxsize=1024)
+def _normalized_time_text(value: str) -> str:
+    """Entries of many objects carry the same few seconds: each is parsed once."""
     try:
         parsed = parse_rfc3339(value)
     except ValueError:
@@ -888,6 +974,11 @@ def _normalize_time(value: Any) -> str | None:
 def _seconds(value: str | None) -> int:
     if not value:
         return 0
+    return _seconds_of(value)
+
+
+@functools.lru_cache(maxsize=1024)
+def _seconds_of(value: str) -> int:
     try:
         parsed = parse_rfc3339(value)
     except ValueError:

@@ -33,6 +33,7 @@ from timonel.patch.fieldpath import (
     FieldSet,
     Path,
     PathElement,
+    element_order,
     element_string,
     field_element,
     key_element,
@@ -308,7 +309,8 @@ def item_element(shape: Shape, item: Any) -> PathElement:
                 f"associative list with keys has an element that omits all key fields {keys} "
                 "(and doesn't have default values for any key fields)"
             )
-        fields.sort(key=lambda kv: kv[0])
+        if len(fields) > 1:
+            fields.sort(key=lambda kv: kv[0])
         return key_element(fields)
     if isinstance(item, dict):
         raise ItemError("associative list without keys has an element that's a map type")
@@ -421,8 +423,121 @@ def compare(old: Any, new: Any, shape: Shape) -> Comparison:
     result = Comparison()
     old = {} if _absent(old) else old
     new = {} if _absent(new) else new
+    if _changed_fields(old, new, shape, result):
+        return result
+    result = Comparison()
     _compare(old, new, shape, (), result)
     return result
+
+
+class _NotSimple(Exception):
+    """A difference `_changed_fields` leaves to the full comparison."""
+
+
+_SCALAR_VALUES: Final = (str, int, float, bool)
+
+
+def _changed_fields(old: Any, new: Any, shape: Shape, out: Comparison) -> bool:
+    """`_compare` for the common update: most of the object equal, the rest changed
+    scalars, scalars added or removed, or new subtrees. Equal subtrees are told apart
+    with `==` in C (confirmed by their JSON, which tells `true` from `1`); only the
+    branches that differ are walked. False, with `out` partly filled, when the
+    difference is of any other kind: the full comparison decides then."""
+    if type(old) is not dict or type(new) is not dict:
+        return False
+    kind, atomic = _resolve(shape, old)
+    if kind not in ("struct", "map") or atomic:
+        return False
+    try:
+        _changed_in_map(old, new, shape, (), out)
+    except _NotSimple:
+        return False
+    return True
+
+
+def _equal_json(lhs: Any, rhs: Any) -> bool:
+    """Whether two containers Python finds equal are equal as JSON too; raises _NotSimple
+    when the encodings differ (`true` against `1`, `1` against `1.0`)."""
+    try:
+        if orjson.dumps(lhs, option=orjson.OPT_SORT_KEYS) == orjson.dumps(
+            rhs, option=orjson.OPT_SORT_KEYS
+        ):
+            return True
+    except TypeError:
+        pass
+    raise _NotSimple
+
+
+def _changed_in_map(
+    lmap: dict[str, Any], rmap: dict[str, Any], shape: Shape, path: Path, out: Comparison
+) -> None:
+    always_present = shape.always_present
+    for name, lchild in lmap.items():
+        rchild = rmap.get(name)
+        if lchild is rchild:
+            continue
+        kind = type(lchild)
+        if kind is type(rchild):
+            if kind in _SCALAR_VALUES:
+                if lchild != rchild:
+                    out.modified.insert((*path, field_element(name)))
+                continue
+            if lchild == rchild:
+                _equal_json(lchild, rchild)
+                continue
+        if name in always_present and (lchild is None or rchild is None):
+            raise _NotSimple
+        if rchild is None:
+            if lchild is None:
+                continue
+            if kind not in _SCALAR_VALUES:
+                raise _NotSimple
+            out.removed.insert((*path, field_element(name)))
+            continue
+        child_shape = shape.field(name) or UNTYPED
+        if lchild is None:
+            _add(rchild, child_shape, (*path, field_element(name)), out.added)
+            continue
+        _changed_value(lchild, rchild, child_shape, (*path, field_element(name)), out)
+    for name, rchild in rmap.items():
+        if rchild is None or name in lmap:
+            continue
+        if name in always_present:
+            raise _NotSimple
+        _add(rchild, shape.field(name) or UNTYPED, (*path, field_element(name)), out.added)
+
+
+def _changed_value(lhs: Any, rhs: Any, shape: Shape, path: Path, out: Comparison) -> None:
+    """Both present (neither absent nor null)."""
+    kind = type(lhs)
+    if kind is not type(rhs):
+        raise _NotSimple  # 1 against 1.0 is no change, true against 1 is: left to _compare
+    if kind in _SCALAR_VALUES:
+        if lhs != rhs:
+            out.modified.insert(path)
+        return
+    if lhs == rhs:
+        _equal_json(lhs, rhs)
+        return
+    resolved, atomic = _resolve(shape, lhs)
+    if resolved == "scalar" or atomic:
+        out.modified.insert(path)  # unequal in Python, so unequal as JSON
+        return
+    if kind is dict and resolved in ("struct", "map"):
+        _changed_in_map(lhs, rhs, shape, path, out)
+        return
+    if kind is list and resolved == "list" and shape.list_keys:
+        lorder, litems = _index_items(shape, lhs)
+        rorder, ritems = _index_items(shape, rhs)
+        if lorder != rorder or len(lorder) != len(lhs) or len(rorder) != len(rhs):
+            raise _NotSimple  # items added, removed, moved, duplicated or unkeyed
+        element = shape.element()
+        for pe in lorder:
+            litem, ritem = litems[pe], ritems[pe]
+            if litem is not ritem:
+                _changed_value(litem, ritem, element, (*path, pe), out)
+        return
+    raise _NotSimple
 
 
 def _empty(value: Any) -> bool:
@@ -507,6 +622,93 @@ def _add(value: Any, shape: Shape, path: Path, added: FieldSet) -> None:
     added.insert(path)
 
 
+def created_fields_v1(new: Any, shape: Shape) -> dict[str, Any]:
+    """The FieldsV1 trie of the fields `compare({}, new)` finds added or modified (what a
+    create gives its manager), built in one walk: the same trie, in the same order, as
+    `added.union(modified).to_fields_v1()`."""
+    if _absent(new):
+        return {}
+    return _changed_from_empty({}, new, shape) or {}  # the object itself is nobody's
+
+
+def _changed_from_empty(empty: Any, rhs: Any, shape: Shape) -> dict[str, Any] | None:
+    """What `_compare(empty, rhs)` records below a node a Go object always carries
+    (`empty` is its empty value): None for nothing, {} when the node itself is modified,
+    otherwise the trie of its changed children (the node itself is not added)."""
+    if _same(empty, rhs):
+        return None
+    lkind, latomic = _resolve(shape, empty)
+    rkind, _ = _resolve(shape, rhs)
+    if lkind == "scalar" or latomic or lkind != rkind or _empty(rhs):
+        return None if json_equal(empty, rhs) else {}
+    children: dict[str, Any] = {}
+    if lkind == "list":
+        element = shape.element()
+        order, items = _index_items(shape, rhs)
+        for pe in order:
+            item = items[pe]
+            if item is not MISSING:
+                children[pe] = _added_fields_v1(item, element)
+        return _sorted_items(children) if children else None
+    always_present = shape.always_present
+    for name, child in rhs.items():
+        if type(child) in _SCALAR_VALUES and name not in always_present:
+            children[field_element(name)] = {}  # a scalar is a leaf under any shape
+            continue
+        child_shape = shape.field(name) or UNTYPED
+        if name in always_present:
+            body = _changed_from_empty(
+                _present(MISSING, child_shape), _present(child, child_shape), child_shape
+            )
+            if body is not None:
+                children[field_element(name)] = body
+        elif not _absent(child):
+            children[field_element(name)] = _added_fields_v1(child, child_shape)
+    return _sorted_fields(children) if children else None
+
+
+def _added_fields_v1(value: Any, shape: Shape) -> dict[str, Any]:
+    """The FieldsV1 body of a subtree `_add` records: the node and everything below it."""
+    kind, atomic = _resolve(shape, value)
+    if kind == "scalar" or atomic or _empty(value):
+        return {}
+    children: dict[str, Any] = {}
+    if kind == "list":
+        element = shape.element()
+        order, items = _index_items(shape, value)
+        for pe in order:
+            item = items[pe]
+            if item is not MISSING:  # a duplicated key: never merged, never owned
+                children[pe] = _added_fields_v1(item, element)
+        if not children:
+            return {}
+        return {".": {}, **_sorted_items(children)}
+    always_present = shape.always_present
+    for name, child in value.items():
+        if type(child) in _SCALAR_VALUES:
+            children[field_element(name)] = {}  # a scalar is a leaf under any shape
+            continue
+        child_shape = shape.field(name) or UNTYPED
+        if name in always_present:
+            child = _present(child, child_shape)
+        if not _absent(child):
+            children[field_element(name)] = _added_fields_v1(child, child_shape)
+    if not children:
+        return {}
+    return {".": {}, **_sorted_fields(children)}
+
+
+def _sorted_fields(children: dict[str, Any]) -> dict[str, Any]:
+    """Field elements in FieldsV1 order: by name (all share the `f:` prefix)."""
+    return children if len(children) < 2 else dict(sorted(children.items()))
+
+
+def _sorted_items(children: dict[str, Any]) -> dict[str, Any]:
+    if len(children) < 2:
+        return children
+    return dict(sorted(children.items(), key=lambda pair: element_order(pair[0])))
+
+
 def _same(lhs: Any, rhs: Any) -> bool:
     """Both present and equal as JSON. Python's `==` (in C) rules most pairs out cheaply;
     it also holds between a boolean and a number, which JSON tells apart: equal
@@ -518,6 +720,8 @@ def _same(lhs: Any, rhs: Any) -> bool:
         return True
     if type(lhs) is not type(rhs) or lhs != rhs:
         return False
+    if type(lhs) in _SCALAR_VALUES:
+        return True  # equal values of one scalar type: equal as JSON
     try:
         if orjson.dumps(lhs, option=orjson.OPT_SORT_KEYS) == orjson.dumps(
             rhs, option=orjson.OPT_SORT_KEYS

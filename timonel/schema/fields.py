@@ -34,6 +34,8 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any, Final
 
+import orjson
+
 from timonel.api import errors
 from timonel.api.errors import ErrorType, FieldError, StatusError
 from timonel.api.objects import Object
@@ -322,8 +324,15 @@ def decode_error(kind: str, version: str, detail: str) -> StatusError:
     )
 
 
-def check_object(node: SchemaNode, obj: Object) -> FieldCheck:
-    """Decode `obj` against `node` the way kube-apiserver decodes a request body."""
+def check_object(
+    node: SchemaNode, obj: Object, *, unchanged_from: Object | None = None
+) -> FieldCheck:
+    """Decode `obj` against `node` the way kube-apiserver decodes a request body.
+
+    `unchanged_from` is a stored version of the object (an update's live object): it
+    passed this check when it was written, so what `obj` keeps of it unchanged (same
+    values of the same JSON types) is not checked again. Only built-in kinds use it: a
+    custom resource's schema may have changed since."""
     check = FieldCheck()
     compiled = _compiled_for(node)
     body: Any = obj  # bodies come from clients: not necessarily an object
@@ -333,8 +342,34 @@ def check_object(node: SchemaNode, obj: Object) -> FieldCheck:
         )
         return check
     walker = _Walker(check)
-    walker.walk(compiled, obj, compiled.struct)
+    if type(unchanged_from) is dict and not node.structural:
+        walker.walk_changes(compiled, obj, unchanged_from, compiled.struct)
+    else:
+        walker.walk(compiled, obj, compiled.struct)
     return check
+
+
+_SCALAR_VALUES: Final = (str, int, float, bool)
+
+
+def _unchanged(value: Any, stored: Any) -> bool:
+    """Equal and of the same JSON types throughout (Python's `==` finds `true == 1` and
+    `1 == 1.0`, which decode differently); containers are confirmed by their JSON."""
+    if value is stored:
+        return True
+    kind = type(value)
+    if kind is not type(stored):
+        return False
+    if kind in _SCALAR_VALUES:
+        return bool(value == stored)
+    if value != stored:
+        return False
+    try:
+        return orjson.dumps(value, option=orjson.OPT_SORT_KEYS) == orjson.dumps(
+            stored, option=orjson.OPT_SORT_KEYS
+        )
+    except TypeError:
+        return False
 
 
 def prune_unknown(node: SchemaNode, obj: Object) -> None:
@@ -421,6 +456,74 @@ class _Walker:
     def walk(self, node: _Compiled, value: Any, struct: str) -> None:
         with contextlib.suppress(_Aborted):
             self._walk(node, value, struct)
+
+    def walk_changes(self, node: _Compiled, value: Any, stored: Any, struct: str) -> None:
+        with contextlib.suppress(_Aborted):
+            self._walk_changes(node, value, stored, struct)
+
+    def _walk_changes(self, node: _Compiled, value: Any, stored: Any, struct: str) -> None:
+        """`_walk` of what `value` changes relative to `stored`, a value at the same place
+        that passed the check: children equal to their stored versions are skipped."""
+        shape = node.shape
+        if shape == _LIST:
+            comparable = type(value) is list and type(stored) is list
+        else:
+            comparable = shape in (_OBJECT, _MAP) and type(value) is dict and type(stored) is dict
+        if not comparable:
+            self._walk(node, value, struct)
+            return
+        strict = self.strict
+        if shape == _LIST:
+            element = node.element
+            assert element is not None
+            if element.shape == _ANY:
+                return
+            count = len(stored)
+            for index, sub in enumerate(value):
+                if sub is None:
+                    continue
+                before = stored[index] if index < count else None
+                if before is not None and _unchanged(sub, before):
+                    continue
+                strict.append(f"[{index}]")
+                self._walk_changes(element, sub, before, struct)
+                strict.pop()
+            return
+        mapping: dict[str, Any] = value
+        if shape == _MAP:
+            element = node.element
+            assert element is not None
+            if element.shape == _STRING:
+                self._walk(node, value, struct)  # one cheap loop, nothing to skip
+                return
+            for key, sub in mapping.items():
+                if sub is None:
+                    continue
+                before = stored.get(key)
+                if before is not None and _unchanged(sub, before):
+                    continue
+                strict.append("." + key if strict else key)
+                self._walk_changes(element, sub, before, struct)
+                strict.pop()
+            return
+        fields = node.fields
+        go_fields = self.go_fields
+        for key, sub in mapping.items():
+            child = fields.get(key)
+            if child is None:
+                if not node.open:
+                    self._unknown(key)
+                continue
+            if sub is None or child.shape == _ANY:
+                continue
+            before = stored.get(key)
+            if before is not None and _unchanged(sub, before):
+                continue
+            strict.append("." + key if strict else key)
+            go_fields.append(key)
+            self._walk_changes(child, sub, before, node.struct or struct)
+            go_fields.pop()
+            strict.pop()
 
     def _unknown(self, key: str) -> None:
         path = "".join(self.strict) + "." + key if self.strict else key

@@ -134,6 +134,19 @@ async def test_binding_refusals_are_unchanged(plane: ControlPlane) -> None:
     assert missing.value.code == 404
 
 
+async def test_a_mistyped_binding_is_refused_and_the_pod_stays_unbound(plane: ControlPlane) -> None:
+    client = plane.in_process_client("tests")
+    await client.create(PODS, _pod("web"))
+    mistyped = {**_binding("web", "node-1"), "target": {"kind": "Node", "name": 7}}
+    with pytest.raises(StatusError) as refused:
+        await client.create_subresource(PODS, "web", "binding", mistyped, NAMESPACE)
+    assert refused.value.code == 400
+    assert refused.value.message.startswith(
+        'Binding in version "v1" cannot be handled as a Binding: json: cannot unmarshal number'
+    )
+    assert "nodeName" not in (await client.get(PODS, "web", NAMESPACE))["spec"]
+
+
 async def test_binding_decides_on_the_stored_pod_when_the_cache_is_behind(
     plane: ControlPlane,
 ) -> None:
