@@ -216,8 +216,26 @@ def _interpret_suffix(suffix: str) -> tuple[int, int, Format]:
     raise QuantityError(SUFFIX_WRONG)
 
 
+# Parsed quantities by their text. The same few strings ("100m", "500Mi") come back on
+# every pod, and a Quantity is immutable, so one parse serves them all. Bounded: the
+# whole map is dropped when full (texts are client-chosen).
+_CACHE_LIMIT = 4096
+_parsed: dict[str, Quantity] = {}
+_canonical_milli: dict[str, str] = {}
+
+
 def parse_quantity(text: str) -> Quantity:
     """ParseQuantity: the quantity `text` denotes, or QuantityError."""
+    quantity = _parsed.get(text)
+    if quantity is None:
+        quantity = _parse_uncached(text)
+        if len(_parsed) >= _CACHE_LIMIT:
+            _parsed.clear()
+        _parsed[text] = quantity
+    return quantity
+
+
+def _parse_uncached(text: str) -> Quantity:
     if not text:
         raise QuantityError(FORMAT_WRONG)
     if text == "0":
@@ -272,6 +290,8 @@ def parse_quantity(text: str) -> Quantity:
 
 def parse_quantity_value(value: Any) -> Quantity:
     """A quantity from a decoded JSON value: a string, or a number written without quotes."""
+    if isinstance(value, str):
+        return parse_quantity(value.strip())
     if isinstance(value, bool):
         raise QuantityError(FORMAT_WRONG)
     if isinstance(value, int):
@@ -280,8 +300,6 @@ def parse_quantity_value(value: Any) -> Quantity:
         if value.is_integer() and abs(value) < 1e18:
             return parse_quantity(str(int(value)))
         return parse_quantity(repr(value).replace("e+", "e"))
-    if isinstance(value, str):
-        return parse_quantity(value.strip())
     raise QuantityError(FORMAT_WRONG)
 
 
@@ -326,9 +344,20 @@ def canonical_resource_list(resources: Any) -> tuple[dict[str, Any], list[tuple[
     if not isinstance(resources, dict):
         return result, bad
     for name, raw in resources.items():
+        if isinstance(raw, str):
+            known = _canonical_milli.get(raw)
+            if known is not None:
+                result[name] = known
+                continue
         try:
-            result[name] = str(parse_quantity_value(raw).round_up(-3))
+            canonical = str(parse_quantity_value(raw).round_up(-3))
         except QuantityError as error:
             result[name] = raw
             bad.append((name, raw, str(error)))
+            continue
+        result[name] = canonical
+        if isinstance(raw, str):
+            if len(_canonical_milli) >= _CACHE_LIMIT:
+                _canonical_milli.clear()
+            _canonical_milli[raw] = canonical
     return result, bad

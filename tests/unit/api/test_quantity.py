@@ -150,3 +150,26 @@ def test_resource_list() -> None:
     )
     assert canonical == {"cpu": "500m", "memory": "1536Mi", "x": "nope", "t": "1m"}
     assert bad == [("x", "nope", FORMAT_WRONG)]
+
+
+def test_repeated_texts_parse_the_same_and_the_memory_stays_bounded() -> None:
+    # Parsed quantities are remembered by their text: a second parse (and a second
+    # canonicalization) answers as the first did, errors included.
+    for text in ("100m", "500Mi", "1.5Gi", "0.5Ki", "1e3", " 250m "):
+        first, second = parse_quantity_value(text), parse_quantity_value(text)
+        assert (str(first), first.nanos, first.format) == (str(second), second.nanos, second.format)
+        assert canonical_resource_list({"r": text}) == canonical_resource_list({"r": text})
+    for _ in range(2):
+        with pytest.raises(QuantityError, match="quantities must match"):
+            parse_quantity("1.5.5")
+        assert canonical_resource_list({"x": "1.5.5"}) == (
+            {"x": "1.5.5"},
+            [("x", "1.5.5", FORMAT_WRONG)],
+        )
+    for i in range(10_000):
+        assert str(parse_quantity(f"{i}m")) == (f"{i}m" if i % 1000 else str(i // 1000))
+        canonical_resource_list({"cpu": f"{i}m"})
+    from timonel.api import quantity
+
+    assert len(quantity._parsed) <= quantity._CACHE_LIMIT
+    assert len(quantity._canonical_milli) <= quantity._CACHE_LIMIT

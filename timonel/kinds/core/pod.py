@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import copy
+import re
 from datetime import datetime
 from typing import Any, ClassVar
 
@@ -203,7 +204,7 @@ class PodStrategy(Strategy):
         for i, condition in enumerate(as_list(status.get("conditions"))):
             kind = as_str(as_dict(condition).get("type"))
             if kind not in ("PodScheduled", "Ready", "Initialized"):
-                errors += validate_qualified_name(kind, f"metadata.conditions[{i}].Type")
+                errors += _condition_type_errors(kind, f"metadata.conditions[{i}].Type")
         if spec.get("nodeName") != old_spec.get("nodeName"):
             errors.append(forbidden("status.nodeName", "may not be changed directly"))
         nominated = status.get("nominatedNodeName")
@@ -334,8 +335,10 @@ def _default_pod_status(status: dict[str, Any]) -> None:
 def _apply_match_label_keys(pod: Object) -> None:
     """mutatePodAffinity: matchLabelKeys / mismatchLabelKeys become label selector
     requirements on the pod's own label values."""
-    labels = as_dict(as_dict(pod.get("metadata")).get("labels"))
     affinity = as_dict(as_dict(pod.get("spec")).get("affinity"))
+    if "podAffinity" not in affinity and "podAntiAffinity" not in affinity:
+        return
+    labels = as_dict(as_dict(pod.get("metadata")).get("labels"))
     for field in ("podAffinity", "podAntiAffinity"):
         terms = as_dict(affinity.get(field))
         all_terms = [
@@ -365,6 +368,8 @@ def _sync_app_armor(pod: Object) -> None:
         return
     meta = pod.setdefault("metadata", {})
     pod_profile = as_dict(as_dict(spec.get("securityContext")).get("appArmorProfile"))
+    if not pod_profile and not _app_armor_anywhere(spec, meta):
+        return
     for field in ("initContainers", "containers", "ephemeralContainers"):
         for container in as_list(spec.get(field)):
             container = as_dict(container)
@@ -395,6 +400,21 @@ def _sync_app_armor(pod: Object) -> None:
                     }
                 if derived is not None:
                     container.setdefault("securityContext", {})["appArmorProfile"] = derived
+
+
+def _app_armor_anywhere(spec: dict[str, Any], meta: dict[str, Any]) -> bool:
+    """Whether a container names an AppArmor profile or an annotation may name one (when
+    neither, _sync_app_armor has nothing to do)."""
+    annotations = meta.get("annotations") or {}
+    if not isinstance(annotations, dict) or any(
+        str(k).startswith(APPARMOR_ANNOTATION_PREFIX) for k in annotations
+    ):
+        return True
+    return any(
+        as_dict(as_dict(as_dict(container).get("securityContext")).get("appArmorProfile"))
+        for field in ("initContainers", "containers", "ephemeralContainers")
+        for container in as_list(spec.get(field))
+    )
 
 
 # ======================================================================================
@@ -1002,12 +1022,42 @@ def _validate_state_transitions(
     return errors
 
 
+# Condition types found valid: kubelet's few come with every status write, and the
+# verdict depends on the type alone. Bounded: forgotten all at once when full.
+_VALID_CONDITION_TYPES: set[str] = set()
+_VALID_CONDITION_TYPES_LIMIT = 256
+
+
+def _condition_type_errors(kind: str, path: str) -> list[FieldError]:
+    if kind in _VALID_CONDITION_TYPES:
+        return []
+    errors = validate_qualified_name(kind, path)
+    if not errors:
+        if len(_VALID_CONDITION_TYPES) >= _VALID_CONDITION_TYPES_LIMIT:
+            _VALID_CONDITION_TYPES.clear()
+        _VALID_CONDITION_TYPES.add(kind)
+    return errors
+
+
+# A dotted-quad IPv4 address, octets 0-255 with up to three digits (leading zeros too).
+_OCTET = r"(?:25[0-5]|2[0-4][0-9]|[01][0-9][0-9]|[0-9]?[0-9])"
+_PLAIN_IPV4 = re.compile(rf"{_OCTET}\.{_OCTET}\.{_OCTET}\.{_OCTET}")
+
+
+def _ip_errors(ip: str, path: str) -> list[FieldError]:
+    """validate_ip, answering the common dotted-quad IPv4 without the ipaddress module
+    (which accepts every such address, leading zeros included)."""
+    if _PLAIN_IPV4.fullmatch(ip) is not None:
+        return []
+    return validate_ip(ip, path)
+
+
 def _validate_ip_list(status: dict[str, Any], field: str, single: str) -> list[FieldError]:
     path = f"status.{field}"
     ips = [as_str(as_dict(entry).get("ip")) for entry in as_list(status.get(field))]
     errors: list[FieldError] = []
     for i, ip in enumerate(ips):
-        errors += validate_ip(ip, index(path, i))
+        errors += _ip_errors(ip, index(path, i))
     if len(ips) > 1:
         if not is_dual_stack(ips) or len(ips) > 2:
             errors.append(

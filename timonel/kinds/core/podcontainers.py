@@ -250,7 +250,11 @@ def validate_containers_for_pod(spec: dict[str, Any], path: str) -> list[FieldEr
     errors: list[FieldError] = []
     for field in ("containers", "initContainers"):
         for i, container in enumerate(as_list(spec.get(field))):
-            errors += _validate_image_whitespace(as_dict(container), index(child(path, field), i))
+            image = as_str(as_dict(container).get("image"))
+            if image != image.strip():
+                errors += _validate_image_whitespace(
+                    as_dict(container), index(child(path, field), i)
+                )
     return errors
 
 
@@ -270,38 +274,46 @@ def _validate_container_common(
         errors += validate_dns1123_label(name, child(path, "name"))
     if not container.get("image"):
         errors.append(required(child(path, "image")))
-    errors += validate_enum_required(
-        container.get("terminationMessagePolicy"),
-        child(path, "terminationMessagePolicy"),
-        TERMINATION_MESSAGE_POLICIES,
-    )
+    message_policy = container.get("terminationMessagePolicy")
+    if message_policy not in TERMINATION_MESSAGE_POLICIES:
+        errors += validate_enum_required(
+            message_policy, child(path, "terminationMessagePolicy"), TERMINATION_MESSAGE_POLICIES
+        )
+    # The lists below are checked only when present: an absent one holds no error.
+    mount_list = as_list(container.get("volumeMounts"))
+    device_list = as_list(container.get("volumeDevices"))
     mounts = {
-        as_str(as_dict(m).get("name")): as_str(as_dict(m).get("mountPath"))
-        for m in as_list(container.get("volumeMounts"))
+        as_str(as_dict(m).get("name")): as_str(as_dict(m).get("mountPath")) for m in mount_list
     }
     devices = {
-        as_str(as_dict(d).get("name")): as_str(as_dict(d).get("devicePath"))
-        for d in as_list(container.get("volumeDevices"))
+        as_str(as_dict(d).get("name")): as_str(as_dict(d).get("devicePath")) for d in device_list
     }
-    errors += _validate_container_ports(container.get("ports"), child(path, "ports"))
-    errors += _validate_env(container.get("env"), child(path, "env"))
-    errors += _validate_env_from(container.get("envFrom"), child(path, "envFrom"))
-    errors += _validate_volume_mounts(container, devices, volumes, child(path, "volumeMounts"))
-    errors += _validate_volume_devices(
-        container.get("volumeDevices"), mounts, volumes, child(path, "volumeDevices")
-    )
-    errors += validate_enum_required(
-        container.get("imagePullPolicy"), child(path, "imagePullPolicy"), PULL_POLICIES
-    )
-    errors += validate_resource_requirements(
-        container.get("resources"), child(path, "resources"), claims
-    )
-    errors += _validate_resize_policy(
-        container.get("resizePolicy"), child(path, "resizePolicy"), restart_policy
-    )
-    errors += validate_security_context(
-        container.get("securityContext"), child(path, "securityContext"), host_users
-    )
+    if as_list(container.get("ports")):
+        errors += _validate_container_ports(container.get("ports"), child(path, "ports"))
+    if as_list(container.get("env")):
+        errors += _validate_env(container.get("env"), child(path, "env"))
+    if as_list(container.get("envFrom")):
+        errors += _validate_env_from(container.get("envFrom"), child(path, "envFrom"))
+    if mount_list:
+        errors += _validate_volume_mounts(container, devices, volumes, child(path, "volumeMounts"))
+    if device_list:
+        errors += _validate_volume_devices(
+            device_list, mounts, volumes, child(path, "volumeDevices")
+        )
+    pull_policy = container.get("imagePullPolicy")
+    if pull_policy not in PULL_POLICIES:
+        errors += validate_enum_required(pull_policy, child(path, "imagePullPolicy"), PULL_POLICIES)
+    resources = container.get("resources")
+    if as_dict(resources):
+        errors += validate_resource_requirements(resources, child(path, "resources"), claims)
+    if as_list(container.get("resizePolicy")):
+        errors += _validate_resize_policy(
+            container.get("resizePolicy"), child(path, "resizePolicy"), restart_policy
+        )
+    if container.get("securityContext") is not None:
+        errors += validate_security_context(
+            container.get("securityContext"), child(path, "securityContext"), host_users
+        )
     return errors
 
 
@@ -643,14 +655,14 @@ def validate_resource_requirements(resources: Any, path: str, claims: set[str]) 
     limits_compute = requests_compute = limits_huge = requests_huge = False
     for name, quantity in limits.items():
         name_path = key(limits_path, name)
-        errors += validate_container_resource_name(name, name_path)
+        errors += _container_resource_name_errors(name, name_path)
         errors += validate_resource_quantity(name, quantity, name_path)
         if is_hugepages(name):
             limits_huge = True
         limits_compute = limits_compute or name in compute
     for name, quantity in requests.items():
         name_path = key(requests_path, name)
-        errors += validate_container_resource_name(name, name_path)
+        errors += _container_resource_name_errors(name, name_path)
         errors += validate_resource_quantity(name, quantity, name_path)
         limit = limits.get(name)
         if limit is not None:
@@ -691,6 +703,23 @@ def validate_resource_requirements(resources: Any, path: str, claims: set[str]) 
             detail = "must be one of the names in pod.spec.resourceClaims"
             detail += ": " + ", ".join(sorted(claims)) if claims else " which is empty"
             errors.append(not_found(claim_path, name, detail))
+    return errors
+
+
+# Container resource names found valid: the same few come with every pod, and the
+# verdict depends on the name alone. Bounded: forgotten all at once when full.
+_VALID_CONTAINER_RESOURCE_NAMES: set[str] = set()
+_VALID_NAMES_LIMIT = 1024
+
+
+def _container_resource_name_errors(name: str, path: str) -> list[FieldError]:
+    if name in _VALID_CONTAINER_RESOURCE_NAMES:
+        return []
+    errors = validate_container_resource_name(name, path)
+    if not errors:
+        if len(_VALID_CONTAINER_RESOURCE_NAMES) >= _VALID_NAMES_LIMIT:
+            _VALID_CONTAINER_RESOURCE_NAMES.clear()
+        _VALID_CONTAINER_RESOURCE_NAMES.add(name)
     return errors
 
 

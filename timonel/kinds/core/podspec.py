@@ -160,9 +160,25 @@ def default_container(container: dict[str, Any]) -> None:
         _default_handler(as_dict(lifecycle.get(hook)))
 
 
+# Pull policies by image: a workload's pods name the same images over and over.
+# Bounded: forgotten all at once when full.
+_PULL_POLICY_BY_IMAGE: dict[str, str] = {}
+_PULL_POLICY_CACHE_LIMIT = 1024
+
+
 def default_pull_policy(image: str) -> str:
     """Always for `:latest` or an untagged, undigested image; IfNotPresent otherwise (and for
     references that do not parse)."""
+    policy = _PULL_POLICY_BY_IMAGE.get(image)
+    if policy is None:
+        policy = _pull_policy(image)
+        if len(_PULL_POLICY_BY_IMAGE) >= _PULL_POLICY_CACHE_LIMIT:
+            _PULL_POLICY_BY_IMAGE.clear()
+        _PULL_POLICY_BY_IMAGE[image] = policy
+    return policy
+
+
+def _pull_policy(image: str) -> str:
     match = _IMAGE_REFERENCE.match(image)
     if match is None or len(match.group(1)) > 255:
         return "IfNotPresent"
@@ -374,47 +390,75 @@ def validate_pod_spec(
     grace_period = spec.get("terminationGracePeriodSeconds")
     if grace_period is None:
         errors.append(required(child(path, "terminationGracePeriodSeconds")))
-    security = as_dict(spec.get("securityContext"))
-    host_users = security.get("hostUsers") is not False and spec.get("hostUsers") is not False
-    volumes, volume_errors = validate_volumes(
-        spec.get("volumes"), child(path, "volumes"), pod_name=pod_name, is_pod=is_pod
+    security_fields = as_dict(spec.get("securityContext"))
+    host_users = (
+        security_fields.get("hostUsers") is not False and spec.get("hostUsers") is not False
     )
-    errors += volume_errors
-    claim_names = {as_str(as_dict(c).get("name")) for c in as_list(spec.get("resourceClaims"))} - {
-        ""
-    }
-    errors += validate_resource_claims(spec.get("resourceClaims"), child(path, "resourceClaims"))
+    # Validators of optional parts are called only when the part is there: on an absent
+    # one each finds nothing, and most pods leave most parts out.
+    volumes: dict[str, dict[str, Any]] = {}
+    if as_list(spec.get("volumes")):
+        volumes, volume_errors = validate_volumes(
+            spec.get("volumes"), child(path, "volumes"), pod_name=pod_name, is_pod=is_pod
+        )
+        errors += volume_errors
+    claim_names: set[str] = set()
+    if as_list(spec.get("resourceClaims")):
+        claim_names = {
+            as_str(as_dict(c).get("name")) for c in as_list(spec.get("resourceClaims"))
+        } - {""}
+        errors += validate_resource_claims(
+            spec.get("resourceClaims"), child(path, "resourceClaims")
+        )
     restart_policy = spec.get("restartPolicy")
     errors += validate_containers(
         spec, volumes, claim_names, grace_period, path, restart_policy, host_users
     )
-    errors += validate_init_containers(
-        spec, volumes, claim_names, grace_period, path, restart_policy, host_users
-    )
-    errors += validate_ephemeral_containers(
-        spec, volumes, claim_names, path, restart_policy, host_users
-    )
-    errors += validate_host_network_ports(spec, path, is_pod=is_pod)
-    errors += validate_enum_required(restart_policy, child(path, "restartPolicy"), RESTART_POLICIES)
-    errors += validate_enum_required(spec.get("dnsPolicy"), child(path, "dnsPolicy"), DNS_POLICIES)
-    errors += validate_labels(spec.get("nodeSelector"), child(path, "nodeSelector"))
-    errors += validate_pod_security_context(spec, path)
-    errors += validate_image_pull_secrets(
-        spec.get("imagePullSecrets"), child(path, "imagePullSecrets")
-    )
-    errors += validate_affinity(spec.get("affinity"), child(path, "affinity"))
-    errors += validate_dns_config(
-        spec.get("dnsConfig"), spec.get("dnsPolicy"), child(path, "dnsConfig")
-    )
+    if as_list(spec.get("initContainers")):
+        errors += validate_init_containers(
+            spec, volumes, claim_names, grace_period, path, restart_policy, host_users
+        )
+    if as_list(spec.get("ephemeralContainers")):
+        errors += validate_ephemeral_containers(
+            spec, volumes, claim_names, path, restart_policy, host_users
+        )
+    if spec.get("hostNetwork") is True:
+        errors += validate_host_network_ports(spec, path, is_pod=is_pod)
+    if restart_policy not in RESTART_POLICIES:
+        errors += validate_enum_required(
+            restart_policy, child(path, "restartPolicy"), RESTART_POLICIES
+        )
+    dns_policy = spec.get("dnsPolicy")
+    if dns_policy not in DNS_POLICIES:
+        errors += validate_enum_required(dns_policy, child(path, "dnsPolicy"), DNS_POLICIES)
+    if spec.get("nodeSelector") is not None:
+        errors += validate_labels(spec.get("nodeSelector"), child(path, "nodeSelector"))
+    # An empty securityContext has nothing to check but this pair of pod fields.
+    if security_fields or (
+        spec.get("shareProcessNamespace") is True and spec.get("hostPID") is True
+    ):
+        errors += validate_pod_security_context(spec, path)
+    if as_list(spec.get("imagePullSecrets")):
+        errors += validate_image_pull_secrets(
+            spec.get("imagePullSecrets"), child(path, "imagePullSecrets")
+        )
+    if as_dict(spec.get("affinity")):
+        errors += validate_affinity(spec.get("affinity"), child(path, "affinity"))
+    if spec.get("dnsConfig") is not None or dns_policy == "None":
+        errors += validate_dns_config(spec.get("dnsConfig"), dns_policy, child(path, "dnsConfig"))
     for i, gate in enumerate(as_list(spec.get("readinessGates"))):
         errors += validate_qualified_name(
             as_str(as_dict(gate).get("conditionType")),
             child(index(child(path, "readinessGates"), i), "conditionType"),
         )
-    errors += validate_scheduling_gates(spec.get("schedulingGates"), child(path, "schedulingGates"))
-    errors += validate_topology_spread(
-        spec.get("topologySpreadConstraints"), child(path, "topologySpreadConstraints")
-    )
+    if as_list(spec.get("schedulingGates")):
+        errors += validate_scheduling_gates(
+            spec.get("schedulingGates"), child(path, "schedulingGates")
+        )
+    if as_list(spec.get("topologySpreadConstraints")):
+        errors += validate_topology_spread(
+            spec.get("topologySpreadConstraints"), child(path, "topologySpreadConstraints")
+        )
     if spec.get("hostUsers") is False:
         for field, name in (
             ("hostNetwork", "hostNetwork"),
@@ -442,7 +486,13 @@ def validate_pod_spec(
     for field in ("hostname", "subdomain"):
         if spec.get(field):
             errors += validate_dns1123_label(as_str(spec.get(field)), child(path, field))
-    errors += validate_tolerations(spec.get("tolerations"), child(path, "tolerations"))
+    tolerations = as_list(spec.get("tolerations"))
+    if tolerations and not _all_known_valid(tolerations):
+        toleration_errors = validate_tolerations(tolerations, child(path, "tolerations"))
+        if toleration_errors:
+            errors += toleration_errors
+        else:
+            _remember_valid(tolerations)
     for i, alias in enumerate(as_list(spec.get("hostAliases"))):
         alias = as_dict(alias)
         alias_path = index(child(path, "hostAliases"), i)
@@ -471,6 +521,40 @@ def validate_pod_spec(
         elif os_name not in ("linux", "windows"):
             errors.append(not_supported(child(path, "os"), os_name, ["linux", "windows"]))
     return errors
+
+
+# Tolerations found valid, by their fields (with each value's type, as validation tells
+# 1 from True): the same few, admission's not-ready and unreachable ones above all, come
+# with nearly every pod. validate_tolerations judges each toleration on its own, so one
+# found valid is valid in any list. Bounded: forgotten all at once when full.
+_VALID_TOLERATIONS: set[tuple[tuple[str, type, Any], ...]] = set()
+_VALID_TOLERATIONS_LIMIT = 1024
+
+
+def _toleration_signature(toleration: Any) -> tuple[tuple[str, type, Any], ...] | None:
+    if not isinstance(toleration, dict):
+        return None
+    return tuple((field, type(value), value) for field, value in toleration.items())
+
+
+def _all_known_valid(tolerations: list[Any]) -> bool:
+    try:
+        return all(_toleration_signature(t) in _VALID_TOLERATIONS for t in tolerations)
+    except TypeError:  # a field holding a list or a map
+        return False
+
+
+def _remember_valid(tolerations: list[Any]) -> None:
+    if len(_VALID_TOLERATIONS) + len(tolerations) > _VALID_TOLERATIONS_LIMIT:
+        _VALID_TOLERATIONS.clear()
+    for toleration in tolerations:
+        signature = _toleration_signature(toleration)
+        if signature is None:
+            continue
+        try:
+            _VALID_TOLERATIONS.add(signature)
+        except TypeError:
+            continue
 
 
 # -- helpers the scheduler, kubelet and controllers share -------------------------------

@@ -44,8 +44,12 @@ _RENAMED: tuple[tuple[str, str], ...] = (
 # them (timestamps serialize as null when zero) and omit the other empty fields.
 
 
+# What `_empty` calls empty: null, "", 0 (with false and 0.0, which equal it), {}, [].
+_ZERO_VALUE_TYPES = (type(None), str, int, float, dict, list)
+
+
 def _empty(value: Any) -> bool:
-    return value is None or value == "" or value == 0 or value == {} or value == []
+    return not value and isinstance(value, _ZERO_VALUE_TYPES)
 
 
 def to_core_event(event: Object) -> Object:

@@ -687,3 +687,46 @@ def test_name_warning() -> None:
         "a DNS label is recommended: [must not contain dots]"
     ]
     assert PodStrategy().warnings(new_pod()) == []
+
+
+IP_PROBLEM = "must be a valid IP address, (e.g. 10.9.8.7 or 2001:db8::ffff)"
+
+
+@pytest.mark.parametrize(
+    ("ips", "invalid"),
+    [
+        (["10.42.0.5"], []),
+        (["010.042.000.005"], []),  # leading zeros, as netutils.ParseIPSloppy reads them
+        (["255.255.255.255", "fd00::5"], []),
+        (["256.1.1.1"], ["256.1.1.1"]),
+        (["10.42.0"], ["10.42.0"]),
+        (["10.42.0.5 "], ["10.42.0.5 "]),
+        (["0x1.2.3.4"], ["0x1.2.3.4"]),
+    ],
+)
+def test_status_pod_ips_are_validated(ips: list[str], invalid: list[str]) -> None:
+    strategy = PodStrategy()
+    old = create(new_pod())
+    new = copy.deepcopy(old)
+    new["status"] = {"podIPs": [{"ip": ip} for ip in ips]}
+    strategy.prepare_for_status_update(new, old)
+    assert [e.message() for e in strategy.validate_status_update(new, old)] == [
+        f'status.podIPs[{ips.index(ip)}]: Invalid value: "{ip}": {IP_PROBLEM}' for ip in invalid
+    ]
+
+
+def test_status_condition_types_are_checked_each_time() -> None:
+    strategy = PodStrategy()
+    old = create(new_pod())
+    for _ in range(2):
+        new = copy.deepcopy(old)
+        new["status"] = {
+            "conditions": [
+                {"type": "ContainersReady", "status": "True"},
+                {"type": "bad type", "status": "True"},
+            ]
+        }
+        strategy.prepare_for_status_update(new, old)
+        assert [e.field for e in strategy.validate_status_update(new, old)] == [
+            "metadata.conditions[1].Type"
+        ]

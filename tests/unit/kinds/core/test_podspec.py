@@ -483,3 +483,32 @@ def test_host_network_pod_ports_match() -> None:
         "spec.containers[0].ports[0].hostPort: Invalid value: 8080: must match `containerPort` when "
         "`hostNetwork` is true"
     ]
+
+
+def test_tolerations_seen_valid_before_are_judged_again_beside_others() -> None:
+    not_ready = {
+        "key": "node.kubernetes.io/not-ready",
+        "operator": "Exists",
+        "effect": "NoExecute",
+        "tolerationSeconds": 300,
+    }
+    assert messages({"containers": [container()], "tolerations": [not_ready]}) == []
+    # Still remembered as valid, the first toleration does not hide the second's error,
+    # which keeps its index; a changed copy of the first is judged afresh.
+    bad_value = {"key": "k", "operator": "Exists", "value": "v"}
+    changed = {**not_ready, "effect": "NoSchedule"}
+    assert messages(
+        {"containers": [container()], "tolerations": [not_ready, bad_value, changed]}
+    ) == [
+        "spec.tolerations[1].operator: Invalid value: \"v\": value must be empty when `operator` is 'Exists'",
+        "spec.tolerations[2].effect: Invalid value: \"NoSchedule\": effect must be 'NoExecute' when "
+        "`tolerationSeconds` is set",
+    ]
+    odd = {"key": ["not", "hashable"], "operator": "Exists"}
+    assert messages({"containers": [container()], "tolerations": [odd]}) == []
+
+
+def test_pull_policy_is_the_same_when_asked_again() -> None:
+    expected = {"nginx": "Always", "nginx:1.27": "IfNotPresent", "Nginx": "IfNotPresent"}
+    for _ in range(2):
+        assert {image: default_pull_policy(image) for image in expected} == expected
