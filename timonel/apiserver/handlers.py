@@ -371,14 +371,21 @@ class ResourceHandlers:
         async def produce() -> AsyncGenerator[tuple[str, Any, CacheEvent | None]]:
             """(type, object, the cache event when its encoding can be shared)."""
             first_table = True
-            deadline = asyncio.get_running_loop().time() + timeout
+            loop = asyncio.get_running_loop()
+            deadline = loop.time() + timeout
             try:
                 while True:
-                    # The timeout covers only the wait for the next event, in this task:
-                    # a cancellation from outside is never lost.
                     try:
-                        async with asyncio.timeout_at(deadline):
+                        if events.ready():
+                            # Queued already: taken without waiting, so without a timer.
+                            if loop.time() >= deadline:
+                                return
                             event = await anext(events)
+                        else:
+                            # The timeout covers only the wait for the next event, in this
+                            # task: a cancellation from outside is never lost.
+                            async with asyncio.timeout_at(deadline):
+                                event = await anext(events)
                     except (TimeoutError, StopAsyncIteration):
                         return
                     if event.type == "BOOKMARK":
@@ -451,12 +458,15 @@ class ResourceHandlers:
         *,
         apply: bool = False,
         patched: bool = False,
+        unchanged_from: Object | None = None,
     ) -> None:
-        """Unknown and mistyped fields, per fieldValidation (Strict, Warn or Ignore)."""
+        """Unknown and mistyped fields, per fieldValidation (Strict, Warn or Ignore).
+        `unchanged_from`: a stored version of the object, whose unchanged parts need no
+        second check (see check_object)."""
         node = self.api.schema_for(strategy)
         if node is None:
             return
-        check = schema_fields.check_object(node, obj)
+        check = schema_fields.check_object(node, obj, unchanged_from=unchanged_from)
         if check.ok:
             return
         mode = (
@@ -597,7 +607,12 @@ class ResourceHandlers:
         strategy = store.strategy
         obj = decode_object(request.body, request.headers.get("Content-Type"))
         self._check_type_meta(strategy, obj)
-        self._check_fields(request, strategy, obj)
+        # The cached object, as stored, passed the same checks: what the body keeps of it
+        # is not checked again (a Lease renewal changes one field).
+        stored = (
+            None if strategy.storage_resource else store.cache.get(store.cache_key(namespace, name))
+        )
+        self._check_fields(request, strategy, obj, unchanged_from=stored)
         dry_run = _dry_run(request)
         self._check_namespace(strategy, obj, namespace)
         meta = meta_of(obj)
@@ -611,15 +626,23 @@ class ResourceHandlers:
         expected_rv = meta.get("resourceVersion") or ""
         native = _json_body(request)
 
+        # Each attempt changes its own copy. What JSON parsed to is copied by a round
+        # trip through orjson, many times faster than deepcopy; the first attempt (most
+        # often the only one) takes the body itself.
+        pristine = orjson.dumps(obj) if native else b""
+        unused: list[Object] = [obj] if native else []
+
         async def replace(current: Object | None, revision: int) -> ApiResponse:
             if current is None:
                 raise store.not_found(name)
+            if unused:
+                attempt = unused.pop()
+            else:
+                attempt = orjson.loads(pristine) if native else copy.deepcopy(obj)
             result, status = await self.update_object(
                 request,
                 store,
-                # Each attempt changes its own copy. What JSON parsed to is copied by a
-                # round trip through orjson, many times faster than deepcopy.
-                orjson.loads(orjson.dumps(obj)) if native else copy.deepcopy(obj),
+                attempt,
                 current,
                 revision,
                 manager=manager,
@@ -764,7 +787,13 @@ class ResourceHandlers:
         current_rv = old_meta.get("resourceVersion")
         unchanged_candidate = dict(new)
         unchanged_candidate["metadata"] = {**meta, "resourceVersion": current_rv}
-        unchanged = unchanged_candidate == current or _same_ignoring_time(new, current)
+        unchanged = unchanged_candidate == current or (
+            # Only metadata may differ (timestamps of managed fields): the rest, compared
+            # first, rules most writes out without copying metadata.
+            new.keys() == current.keys()
+            and all(new[key] == current[key] for key in new if key != "metadata")
+            and _same_ignoring_time(new, current)
+        )
         if (unchanged or dry_run) and _FROM_CACHE.get():
             # Nothing is written, so no lost race would show that `current` was behind.
             raise _CachedStateUnchanged
