@@ -138,12 +138,17 @@ def test_a_target_above_max_is_scaled_down_to_max(
         ),
         what="status",
     )
-    assert hpa["status"]["currentReplicas"] == 7
+    # The rescaling sync reports the 7 it saw; a later sync (the sync period is short
+    # here) may already report the Deployment's 3.
     assert hpa["status"]["lastScaleTime"]
-    assert condition(hpa, "AbleToScale")["reason"] == "SucceededRescale"
-    assert condition(hpa, "AbleToScale")["message"] == (
-        "the HPA controller was able to update the target scale to 3"
-    )
+    if hpa["status"]["currentReplicas"] == 7:
+        assert condition(hpa, "AbleToScale")["reason"] == "SucceededRescale"
+        assert condition(hpa, "AbleToScale")["message"] == (
+            "the HPA controller was able to update the target scale to 3"
+        )
+    else:  # a later sync: within bounds, and (no nodes, no metrics) nothing to rescale
+        assert hpa["status"]["currentReplicas"] == 3
+        assert condition(hpa, "AbleToScale")["reason"] == "SucceededGetScale"
     wait_for(
         lambda: (
             (
@@ -156,7 +161,7 @@ def test_a_target_above_max_is_scaled_down_to_max(
     )
     # The same status through autoscaling/v1.
     v1 = fast_server.kubectl("get", "hpa.v1.autoscaling", "big", "-n", namespace, "-o", "json")
-    assert v1.json()["status"]["currentReplicas"] == 7
+    assert v1.json()["status"]["currentReplicas"] in (7, 3)
     assert v1.json()["status"]["desiredReplicas"] == 3
 
 
