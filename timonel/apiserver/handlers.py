@@ -357,11 +357,13 @@ class ResourceHandlers:
         )
         as_table = wants_table(request.headers.get("Accept"))
         include = request.param("includeObject", "Metadata")
+        # The watch ends when it would wait for an event past its timeout.
         events = store.cache.watch(
             after=after,
             key_prefix=selection.key_prefix,
             predicate=selection.predicate(),
             bookmark_interval=_BOOKMARK_INTERVAL if bookmarks else None,
+            deadline=asyncio.get_running_loop().time() + timeout,
         )
 
         # The encoded form of a cache event is the same for every watcher of this
@@ -371,22 +373,11 @@ class ResourceHandlers:
         async def produce() -> AsyncGenerator[tuple[str, Any, CacheEvent | None]]:
             """(type, object, the cache event when its encoding can be shared)."""
             first_table = True
-            loop = asyncio.get_running_loop()
-            deadline = loop.time() + timeout
             try:
                 while True:
                     try:
-                        if events.ready():
-                            # Queued already: taken without waiting, so without a timer.
-                            if loop.time() >= deadline:
-                                return
-                            event = await anext(events)
-                        else:
-                            # The timeout covers only the wait for the next event, in this
-                            # task: a cancellation from outside is never lost.
-                            async with asyncio.timeout_at(deadline):
-                                event = await anext(events)
-                    except (TimeoutError, StopAsyncIteration):
+                        event = await anext(events)
+                    except StopAsyncIteration:
                         return
                     if event.type == "BOOKMARK":
                         bookmark = {

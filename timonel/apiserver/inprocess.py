@@ -72,31 +72,33 @@ class InProcessTransport:
             if close is not None:
                 await close()
 
+    async def open_watch(
+        self, path: str, *, query: Query | None = None, headers: Mapping[str, str] | None = None
+    ) -> AsyncIterator[tuple[str, Object]]:
+        """Start a watch and return its decoded (type, object) events: what `stream`
+        yields, without encoding and parsing it again, and without another generator
+        between the server's events and the caller (one event per Lease renewal adds
+        up). The objects are the watch cache's own, shared with every other watcher:
+        callers must copy before changing anything, and close the iterator (`aclose`)
+        when they stop early. A refused watch raises the StatusError the server
+        answered with."""
+        response = await self.api.handle(self._request("GET", path, query, None, headers))
+        if response.events is not None:
+            return response.events
+        if response.stream is None:
+            raise _status_error(response.status, response.body)
+        return _parsed_events(response.stream)
+
     async def watch_events(
         self, path: str, *, query: Query | None = None, headers: Mapping[str, str] | None = None
     ) -> AsyncIterator[tuple[str, Object]]:
-        """A watch as decoded (type, object) events: what `stream` yields, without
-        encoding and parsing it again. The objects are the watch cache's own, shared with
-        every other watcher: callers must copy before changing anything. A refused watch
-        raises the StatusError the server answered with."""
-        response = await self.api.handle(self._request("GET", path, query, None, headers))
-        if response.events is not None:
-            events = response.events
-            try:
-                async for event in events:
-                    yield event
-            finally:
-                await _close(events)
-            return
-        if response.stream is None:
-            raise _status_error(response.status, response.body)
-        stream = response.stream
+        """`open_watch` as one async generator, closing the watch when it ends."""
+        events = await self.open_watch(path, query=query, headers=headers)
         try:
-            async for chunk in stream:
-                event = orjson.loads(chunk)
-                yield event["type"], event["object"]
+            async for event in events:
+                yield event
         finally:
-            await _close(stream)
+            await _close(events)
 
     async def close(self) -> None:
         return None
@@ -115,6 +117,15 @@ def _status_error(code: int, body: bytes) -> StatusError:
             details=status.get("details"),
         )
     return StatusError(code, "", body[:200].decode(errors="replace"))
+
+
+async def _parsed_events(stream: AsyncIterator[bytes]) -> AsyncIterator[tuple[str, Object]]:
+    try:
+        async for chunk in stream:
+            event = orjson.loads(chunk)
+            yield event["type"], event["object"]
+    finally:
+        await _close(stream)
 
 
 async def _close(iterator: AsyncIterator[Any]) -> None:

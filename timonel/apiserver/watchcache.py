@@ -195,6 +195,7 @@ class CacheWatcher:
         backlog: Iterator[CacheEvent | None],
         backlog_revision: int,
         bookmark_interval: float | None,
+        deadline: float | None = None,
     ) -> None:
         self._cache = cache
         self.after = after
@@ -205,10 +206,15 @@ class CacheWatcher:
         self._backlog_revision = backlog_revision
         self._queue: deque[CacheEvent] = deque()
         self._waiter: asyncio.Future[None] | None = None
+        # One timer per wake-up time (the next bookmark, the deadline), kept across
+        # waits: a watcher that keeps up waits once per event.
+        self._timer: asyncio.TimerHandle | None = None
+        self._timer_at = 0.0
         self._bookmark_interval = bookmark_interval
         self._next_bookmark = (
             asyncio.get_running_loop().time() + bookmark_interval if bookmark_interval else 0.0
         )
+        self._deadline = deadline
         self.revision = after  # the revision of the last event handed out
         self.ended = False
         self.overflowed = False
@@ -234,6 +240,9 @@ class CacheWatcher:
 
     def _end(self) -> None:
         self.ended = True
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
         if self._waiter is not None and not self._waiter.done():
             self._waiter.set_result(None)
 
@@ -249,13 +258,17 @@ class CacheWatcher:
             self.revision = max(self.revision, self._backlog_revision)
         loop = asyncio.get_running_loop()
         while True:
+            deadline = self._deadline
+            if deadline is not None and loop.time() >= deadline:
+                # The watch's time is up, as kube-apiserver ends it: even with events
+                # queued (the client watches again from the last revision it saw).
+                raise StopAsyncIteration
             if self._queue:
                 event = self._queue.popleft()
                 self.revision = event.revision
                 return event
             if self.ended:
                 raise StopAsyncIteration
-            deadline: float | None = None
             if self._bookmark_interval:
                 now = loop.time()
                 if now >= self._next_bookmark:
@@ -266,19 +279,28 @@ class CacheWatcher:
                         self.revision = self._cache.revision
                         bookmark = {"metadata": {"resourceVersion": str(self.revision)}}
                         return CacheEvent(BOOKMARK, bookmark, self.revision)
-                deadline = self._next_bookmark
+                deadline = (
+                    self._next_bookmark if deadline is None else min(deadline, self._next_bookmark)
+                )
             await self._wait(loop, deadline)
 
     async def _wait(self, loop: asyncio.AbstractEventLoop, deadline: float | None) -> None:
         waiter: asyncio.Future[None] = loop.create_future()
         self._waiter = waiter
-        timer = None if deadline is None else loop.call_at(deadline, _resolve, waiter)
+        if deadline is not None and (self._timer is None or self._timer_at != deadline):
+            if self._timer is not None:
+                self._timer.cancel()
+            self._timer = loop.call_at(deadline, self._on_timer)
+            self._timer_at = deadline
         try:
             await waiter
         finally:
             self._waiter = None
-            if timer is not None:
-                timer.cancel()
+
+    def _on_timer(self) -> None:
+        self._timer = None
+        if self._waiter is not None and not self._waiter.done():
+            self._waiter.set_result(None)
 
 
 def _resolve(future: asyncio.Future[None]) -> None:
@@ -551,13 +573,16 @@ class WatchCache:
         key_prefix: str = "",
         predicate: Predicate | None = None,
         bookmark_interval: float | None = None,
+        deadline: float | None = None,
     ) -> CacheWatcher:
         """Changes after revision `after`, in order. `after=0`: an ADDED event for every
         current object first, then changes. Raises ResourceVersionTooOld when `after`
         predates the history. An `after` beyond `revision` waits for it (changes up to
         `after` are skipped); call `wait_for_revision` first to bound the wait instead.
         BOOKMARK events carry the cache's revision, at most every `bookmark_interval`
-        seconds, when set."""
+        seconds, when set. With a `deadline` (event loop time) the iterator stops once
+        it would have to wait for an event past it: a watch's timeout without an
+        `asyncio.timeout` around every event."""
         backlog: Iterator[CacheEvent | None]
         if after == 0:
             backlog = self._current_as_added(key_prefix, predicate)
@@ -574,6 +599,7 @@ class WatchCache:
             backlog=backlog,
             backlog_revision=max(after, self._revision),
             bookmark_interval=bookmark_interval,
+            deadline=deadline,
         )
         self._watchers.add(watcher)
         return watcher

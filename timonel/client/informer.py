@@ -21,7 +21,7 @@ from typing import Protocol, runtime_checkable
 from timonel.api.errors import StatusError
 from timonel.api.objects import Object, ObjectKey, object_key
 from timonel.client.resources import Resource
-from timonel.client.rest import ApiClient, WatchEvent
+from timonel.client.rest import ApiClient
 from timonel.client.transport import Query
 
 log = logging.getLogger(__name__)
@@ -87,12 +87,19 @@ class Indexer:
     def put(self, obj: Object) -> Object | None:
         key = object_key(obj)
         old = self._items.get(key)
-        if old is not None:
-            self._unindex(key, old)
         self._items[key] = obj
         for name, func in self._index_funcs.items():
-            for value in func(obj):
-                self._indexes[name].setdefault(value, set()).add(key)
+            values = tuple(func(obj))
+            if old is not None:
+                # An update seldom moves an object between index values (a Lease
+                # renewal never does): then the index stays as it is.
+                old_values = tuple(func(old))
+                if old_values == values:
+                    continue
+                self._drop_from_index(name, key, old_values)
+            index = self._indexes[name]
+            for value in values:
+                index.setdefault(value, set()).add(key)
         return old
 
     def remove(self, key: ObjectKey) -> Object | None:
@@ -103,12 +110,16 @@ class Indexer:
 
     def _unindex(self, key: ObjectKey, obj: Object) -> None:
         for name, func in self._index_funcs.items():
-            for value in func(obj):
-                keys = self._indexes[name].get(value)
-                if keys is not None:
-                    keys.discard(key)
-                    if not keys:
-                        del self._indexes[name][value]
+            self._drop_from_index(name, key, func(obj))
+
+    def _drop_from_index(self, name: str, key: ObjectKey, values: Iterable[str]) -> None:
+        index = self._indexes[name]
+        for value in values:
+            keys = index.get(value)
+            if keys is not None:
+                keys.discard(key)
+                if not keys:
+                    del index[value]
 
 
 @dataclass
@@ -192,43 +203,43 @@ class Informer:
         self.synced.set()
 
     async def _watch(self) -> bool:
-        """One watch request; True to watch again from where it ended, False to relist."""
-        try:
-            async for event in self._events(timeout_seconds=random.randint(300, 600)):
-                rv = (event.object.get("metadata") or {}).get("resourceVersion", "")
-                if event.type == "ERROR":
-                    return False
-                if event.type == "BOOKMARK":
-                    self._resource_version = rv or self._resource_version
-                    continue
-                obj = event.object if self.transform is None else self.transform(event.object)
-                if event.type == "DELETED":
-                    old = self.indexer.remove(object_key(obj))
-                    self._deleted(old if old is not None else obj)
-                else:
-                    self._apply(obj)
-                if rv:
-                    self._resource_version = rv
-        except StatusError as exc:
-            if exc.code == 410:
-                return False
-            raise
-        return True
-
-    def _events(self, *, timeout_seconds: int) -> AsyncIterator[WatchEvent]:
-        """One watch request's events. Inside the server (a transport with
-        `watch_events`) they arrive decoded: the watch cache's objects themselves, shared
-        and read-only as everything in the indexer already is."""
+        """One watch request; True to watch again from where it ended, False to relist.
+        Inside the server (a transport with `open_watch`) events arrive decoded: the
+        watch cache's objects themselves, shared and read-only as everything in the
+        indexer already is."""
+        timeout_seconds = random.randint(300, 600)
         transport = self.client.transport
-        if not isinstance(transport, DecodedWatchTransport):
-            return self.client.watch(
+        try:
+            if isinstance(transport, DecodedWatchTransport):
+                events = await transport.open_watch(
+                    self.resource.path(self.namespace), query=self._watch_query(timeout_seconds)
+                )
+                try:
+                    async for type_, obj in events:
+                        if not self._receive(type_, obj):
+                            return False
+                finally:
+                    close = getattr(events, "aclose", None)
+                    if close is not None:
+                        await close()
+                return True
+            async for event in self.client.watch(
                 self.resource,
                 self.namespace,
                 resource_version=self._resource_version,
                 label_selector=self.label_selector,
                 field_selector=self.field_selector,
                 timeout_seconds=timeout_seconds,
-            )
+            ):
+                if not self._receive(event.type, event.object):
+                    return False
+        except StatusError as exc:
+            if exc.code == 410:
+                return False
+            raise
+        return True
+
+    def _watch_query(self, timeout_seconds: int) -> dict[str, str | list[str]]:
         query: dict[str, str | list[str]] = {
             "watch": "true",
             "allowWatchBookmarks": "true",
@@ -240,10 +251,30 @@ class Informer:
             query["labelSelector"] = self.label_selector
         if self.field_selector:
             query["fieldSelector"] = self.field_selector
-        return _decoded_events(transport, self.resource.path(self.namespace), query)
+        return query
+
+    def _receive(self, type_: str, event_object: Object) -> bool:
+        """Apply one watch event; False when the watch must end for a relist."""
+        if type_ == "ERROR":
+            return False
+        rv = (event_object.get("metadata") or {}).get("resourceVersion", "")
+        if type_ == "BOOKMARK":
+            self._resource_version = rv or self._resource_version
+            return True
+        obj = event_object if self.transform is None else self.transform(event_object)
+        if type_ == "DELETED":
+            old = self.indexer.remove(object_key(obj))
+            self._deleted(old if old is not None else obj)
+        else:
+            self._apply(obj)
+        if rv:
+            self._resource_version = rv
+        return True
 
     def _apply(self, obj: Object) -> None:
         old = self.indexer.put(obj)
+        if not self._handlers:
+            return  # only read through the lister: storing it is all there is to do
         if old is None:
             for handlers in self._handlers:
                 if handlers.on_add:
@@ -279,22 +310,9 @@ class Informer:
 class DecodedWatchTransport(Protocol):
     """A transport that hands watch events over as objects (the in-process one)."""
 
-    def watch_events(
+    async def open_watch(
         self, path: str, *, query: Query | None = None, headers: Mapping[str, str] | None = None
     ) -> AsyncIterator[tuple[str, Object]]: ...
-
-
-async def _decoded_events(
-    transport: DecodedWatchTransport, path: str, query: Query
-) -> AsyncIterator[WatchEvent]:
-    events = transport.watch_events(path, query=query)
-    try:
-        async for type_, obj in events:
-            yield WatchEvent(type_, obj)
-    finally:
-        close = getattr(events, "aclose", None)
-        if close is not None:
-            await close()
 
 
 class InformerFactory:

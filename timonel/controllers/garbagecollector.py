@@ -128,6 +128,19 @@ def deletion_starts_with(old: Object | None, new: Object, finalizer: str) -> boo
     return old is None or not _being_deleted(old) or finalizer not in _finalizers(old)
 
 
+def same_collection_metadata(old: Object, new: Object) -> bool:
+    """Whether two states of an object agree on all the collector reads of it: uid,
+    owner references, finalizers and deletion."""
+    old_meta = old.get("metadata") or {}
+    new_meta = new.get("metadata") or {}
+    return (
+        old_meta.get("uid") == new_meta.get("uid")
+        and old_meta.get("ownerReferences") == new_meta.get("ownerReferences")
+        and old_meta.get("finalizers") == new_meta.get("finalizers")
+        and bool(old_meta.get("deletionTimestamp")) == bool(new_meta.get("deletionTimestamp"))
+    )
+
+
 @dataclass(eq=False)
 class Node:
     identity: Identity
@@ -223,11 +236,22 @@ class DependencyGraph:
         uid = str(meta.get("uid") or "")
         if not uid:
             return work
+        existing = self.nodes.get(uid)
+        if (
+            old is not None
+            and existing is not None
+            and existing.observed
+            and existing.identity.api_version == api_version
+            and existing.identity.kind == kind
+            and same_collection_metadata(old, new)
+        ):
+            # Most updates (a Lease renewal, a status write) leave what the graph holds
+            # as it is: nothing to parse, nothing to do.
+            return work
         identity = Identity(
             api_version, kind, str(meta.get("name", "")), uid, str(meta.get("namespace") or "")
         )
         owners = owner_references(new)
-        existing = self.nodes.get(uid)
         if existing is not None and not existing.observed:
             if existing.identity != identity:
                 # Dependents that named this owner differently may hold a bad reference.

@@ -88,7 +88,10 @@ def rfc3339(moment: datetime) -> str:
 
 def zone_key(node: Object) -> str:
     """nodetopology.GetZoneKey: region and zone labels (stable or beta), "" for neither."""
-    labels = meta(node).get("labels") or {}
+    return zone_of_labels(meta(node).get("labels") or {})
+
+
+def zone_of_labels(labels: dict[str, Any]) -> str:
     region = (
         labels.get("topology.kubernetes.io/region")
         or labels.get("failure-domain.beta.kubernetes.io/region")
@@ -144,13 +147,16 @@ def assess_node_health(
     startup_grace_period: float,
 ) -> HealthAssessment:
     """tryUpdateNodeHealth: has the node (or its lease) been heard from recently enough,
-    and if not, the conditions that say so."""
-    created = timestamp(meta(node).get("creationTimestamp")) or now
-    created_text = rfc3339(created)
+    and if not, the conditions that say so.
+
+    Nothing is copied unless it changes: the conditions returned are the node's own
+    (read-only, as the informer's objects are), and `saved` is never modified."""
     ready = node_condition(node, "Ready")
-    health = copy.copy(saved) if saved is not None else None
+    health = saved
     if ready is None:
-        observed = {
+        created = _created(node, now)
+        created_text = rfc3339(created)
+        observed: dict[str, Any] = {
             "type": "Ready",
             "status": "Unknown",
             "lastHeartbeatTime": created_text,
@@ -159,16 +165,17 @@ def assess_node_health(
         grace = startup_grace_period
         # A node that never reported is timed from its creation.
         if health is not None:
+            health = _copy_health(health)
             health.ready = None
         else:
             health = NodeHealth(None, probe=created, ready_transition=created)
     else:
-        observed = copy.deepcopy(ready)
+        observed = ready
         grace = grace_period
     saved_ready = health.ready if health is not None else None
     saved_lease = health.lease_renewed if health is not None else None
     if health is None or (saved_ready is None and ready is not None):
-        health = NodeHealth(copy.deepcopy(ready), probe=now, ready_transition=now)
+        health = NodeHealth(ready, probe=now, ready_transition=now)
     elif (
         saved_ready is not None
         and ready is not None
@@ -179,14 +186,21 @@ def assess_node_health(
             if saved_ready.get("lastTransitionTime") != ready.get("lastTransitionTime")
             else (health.ready_transition)
         )
-        health = NodeHealth(copy.deepcopy(ready), probe=now, ready_transition=transition)
+        health = NodeHealth(ready, probe=now, ready_transition=transition)
     # A renewed lease is a heartbeat, whatever the node's status says.
     if lease_renewed is not None and (saved_lease is None or saved_lease < lease_renewed):
+        if health is saved:
+            health = _copy_health(health)
         health.lease_renewed = lease_renewed
         health.probe = now
     conditions: list[dict[str, Any]] | None = None
-    current = copy.deepcopy(ready)
-    if now > health.probe + timedelta(seconds=grace):
+    current = ready
+    # Only a Ready condition that is not Unknown yet changes: with Ready already Unknown
+    # nothing is written, whatever the other conditions say.
+    if now > health.probe + timedelta(seconds=grace) and (
+        ready is None or ready.get("status") != "Unknown"
+    ):
+        created_text = rfc3339(_created(node, now))
         updated = [copy.deepcopy(c) for c in (node.get("status") or {}).get("conditions") or []]
         stamp = rfc3339(now)
         for kind in WATCHED_CONDITIONS:
@@ -215,12 +229,20 @@ def assess_node_health(
         if current != observed:
             conditions = updated
             health = NodeHealth(
-                copy.deepcopy(current),
+                current,
                 probe=health.probe,
                 ready_transition=now,
                 lease_renewed=lease_renewed,
             )
     return HealthAssessment(health, observed, current, conditions, grace)
+
+
+def _created(node: Object, now: datetime) -> datetime:
+    return timestamp(meta(node).get("creationTimestamp")) or now
+
+
+def _copy_health(health: NodeHealth) -> NodeHealth:
+    return NodeHealth(health.ready, health.probe, health.ready_transition, health.lease_renewed)
 
 
 class ZoneState(Enum):
@@ -251,6 +273,25 @@ def matches_taint(a: dict[str, Any], b: dict[str, Any]) -> bool:
 
 def has_taint(node: Object, taint: dict[str, Any]) -> bool:
     return any(matches_taint(t, taint) for t in (node.get("spec") or {}).get("taints") or [])
+
+
+def no_execute_swap(
+    node: Object, observed_status: Any
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]] | None:
+    """processTaintBasedEvictions' immediate taint change, as (add, remove): a node
+    holding the NoExecute taint of the other not-ready state gets the right one, a ready
+    node loses both; None when its taints already fit."""
+    if not (node.get("spec") or {}).get("taints"):
+        return None
+    if observed_status == "False" and has_taint(node, UNREACHABLE_NO_EXECUTE):
+        return [NOT_READY_NO_EXECUTE], [UNREACHABLE_NO_EXECUTE]
+    if observed_status == "Unknown" and has_taint(node, NOT_READY_NO_EXECUTE):
+        return [UNREACHABLE_NO_EXECUTE], [NOT_READY_NO_EXECUTE]
+    if observed_status == "True":
+        present = [t for t in (UNREACHABLE_NO_EXECUTE, NOT_READY_NO_EXECUTE) if has_taint(node, t)]
+        if present:
+            return [], present
+    return None
 
 
 def condition_taints(node: Object) -> list[dict[str, str]]:
@@ -343,11 +384,12 @@ class TaintQueue:
         return True
 
     def remove(self, name: str) -> bool:
-        present = name in self.members
+        if name not in self.members:
+            return False  # pending only ever holds members
         self.members.discard(name)
         if name in self.pending:
             self.pending.remove(name)
-        return present
+        return True
 
     def swap_limiter(self, qps: float) -> None:
         if qps == self.limiter.qps:
@@ -373,6 +415,10 @@ class _Pass:
 MONITOR = "monitor"
 
 
+def _first(pair: tuple[str, Object]) -> str:
+    return pair[0]
+
+
 def _option(options: dict[str, object], name: str) -> float:
     value = options.get(name, DEFAULTS[name])
     return float(value) if isinstance(value, (int, float, str)) else DEFAULTS[name]
@@ -387,7 +433,9 @@ class NodeLifecycleController(Controller):
     ) -> None:
         self.client = context.client
         self.nodes = context.informers.informer(NODES)
-        self.leases = context.informers.informer(LEASES, NODE_LEASE_NAMESPACE)
+        # The shared informer of every Lease (as kube-controller-manager's): the garbage
+        # collector watches it too, so each renewal is delivered once, not twice.
+        self.leases = context.informers.informer(LEASES)
         self.pods = context.informers.informer(PODS)
         super().__init__([self.nodes, self.leases, self.pods])
         self.pods.indexer.add_index(
@@ -497,10 +545,10 @@ class NodeLifecycleController(Controller):
     # -- the monitor pass ---------------------------------------------------------------
 
     async def monitor(self) -> None:
-        nodes = sorted(self.nodes.all(), key=lambda n: meta(n).get("name", ""))
-        names = {meta(n).get("name", "") for n in nodes}
-        for node in nodes:
-            name = meta(node).get("name", "")
+        named = sorted(((meta(n).get("name", ""), n) for n in self.nodes.all()), key=_first)
+        nodes = [node for _, node in named]
+        names = {name for name, _ in named}
+        for name, node in named:
             if name not in self.known:
                 self.known[name] = node
                 self.recorder.event(
@@ -522,21 +570,66 @@ class NodeLifecycleController(Controller):
             self.health.pop(name, None)
             self._zone_queue(zone_key(gone)).remove(name)
         monitor_pass = _Pass()
-        for node in nodes:
+        for name, node in named:
             try:
-                # Read only (the decisions are pure; writes copy first): copying every
-                # node on every pass cost more than the rest of the pass.
-                await self._monitor_node(node, monitor_pass)
+                # Read only (the decisions are pure; writes copy first). Most nodes need
+                # no API call: they are settled here without a coroutine of their own.
+                assessment = self._assess(name, node)
+                if not self._settle_without_writes(name, node, assessment, monitor_pass):
+                    await self._monitor_node(node, assessment, monitor_pass)
             except Exception as error:
-                log.warning("node %s health update failed: %s", meta(node).get("name"), error)
+                log.warning("node %s health update failed: %s", name, error)
         await self.handle_disruption(monitor_pass.zone_conditions, nodes)
         await self.taint_pass()
 
-    async def _monitor_node(self, node: Object, monitor_pass: _Pass) -> None:
+    def _assess(self, name: str, node: Object) -> HealthAssessment:
+        """The node's health as its Ready condition and Lease tell it now."""
+        lease = self.leases.get(f"{NODE_LEASE_NAMESPACE}/{name}")
+        renewed = timestamp(((lease or {}).get("spec") or {}).get("renewTime"))
+        return assess_node_health(
+            node,
+            self.health.get(name),
+            renewed,
+            self.now(),
+            grace_period=self.grace_period,
+            startup_grace_period=self.startup_grace_period,
+        )
+
+    def _settle_without_writes(
+        self, name: str, node: Object, assessment: HealthAssessment, monitor_pass: _Pass
+    ) -> bool:
+        """Finish monitoring the node when that takes no API call (no condition to
+        write, no NoExecute taint to swap, no pod to mark): what `_monitor_node` would
+        do, without awaiting. False, having changed nothing, when a call is needed."""
+        if assessment.conditions is not None:
+            return False
+        current, observed = assessment.current_ready, assessment.observed_ready
+        status = observed.get("status")
+        if current is not None:
+            if no_execute_swap(node, status) is not None:
+                return False
+            if current.get("status") != "True" and (
+                status == "True" or name in self.retry_pods_not_ready
+            ):
+                return False
+        self.health[name] = assessment.health
+        labels = meta(node).get("labels") or {}
+        zone = zone_of_labels(labels)
+        if EXCLUDE_DISRUPTION_LABEL not in labels:
+            monitor_pass.zone_conditions.setdefault(zone, []).append(current)
+        if current is not None:
+            self._queue_for_eviction(self._zone_queue(zone), name, node, status)
+        self.retry_pods_not_ready.discard(name)
+        return True
+
+    async def _monitor_node(
+        self, node: Object, assessment: HealthAssessment, monitor_pass: _Pass
+    ) -> None:
         name = meta(node).get("name", "")
-        assessment = await self._update_health(node)
-        if assessment is None:
+        written = await self._update_health(node, assessment)
+        if written is None:
             return
+        assessment = written
         if EXCLUDE_DISRUPTION_LABEL not in (meta(node).get("labels") or {}):
             monitor_pass.zone_conditions.setdefault(zone_key(node), []).append(
                 assessment.current_ready
@@ -564,20 +657,16 @@ class NodeLifecycleController(Controller):
                 return
         self.retry_pods_not_ready.discard(name)
 
-    async def _update_health(self, node: Object) -> HealthAssessment | None:
+    async def _update_health(
+        self, node: Object, assessment: HealthAssessment
+    ) -> HealthAssessment | None:
+        """Record the assessment, writing the node's conditions first when it changes
+        them (re-reading and re-assessing on a failed write); None when the node is gone
+        or the write kept failing."""
         name = meta(node).get("name", "")
-        for _ in range(STATUS_UPDATE_RETRIES):
-            lease = self.leases.get(f"{NODE_LEASE_NAMESPACE}/{name}")
-            renewed = timestamp(((lease or {}).get("spec") or {}).get("renewTime"))
-            now = self.now()
-            assessment = assess_node_health(
-                node,
-                self.health.get(name),
-                renewed,
-                now,
-                grace_period=self.grace_period,
-                startup_grace_period=self.startup_grace_period,
-            )
+        for attempt in range(STATUS_UPDATE_RETRIES):
+            if attempt > 0:
+                assessment = self._assess(name, node)
             if assessment.conditions is None:
                 self.health[name] = assessment.health
                 return assessment
@@ -609,22 +698,28 @@ class NodeLifecycleController(Controller):
         name = meta(node).get("name", "")
         status = observed_ready.get("status")
         queue = self._zone_queue(zone_key(node))
+        swap = no_execute_swap(node, status)
+        if swap is not None:
+            await self.swap_taints(name, *swap)
+        self._queue_for_eviction(queue, name, node, status)
+
+    @staticmethod
+    def _queue_for_eviction(queue: TaintQueue, name: str, node: Object, status: Any) -> None:
+        """The zone queue's side of processTaintBasedEvictions: a not-ready node without
+        the other NoExecute taint waits for its taint (queued afresh when it lacks it);
+        a ready one leaves the queue."""
         if status == "False":
-            if has_taint(node, UNREACHABLE_NO_EXECUTE):
-                await self.swap_taints(name, [NOT_READY_NO_EXECUTE], [UNREACHABLE_NO_EXECUTE])
-            else:
+            if not has_taint(node, UNREACHABLE_NO_EXECUTE):
                 if not has_taint(node, NOT_READY_NO_EXECUTE):
                     queue.remove(name)
                 queue.add(name)
         elif status == "Unknown":
-            if has_taint(node, NOT_READY_NO_EXECUTE):
-                await self.swap_taints(name, [UNREACHABLE_NO_EXECUTE], [NOT_READY_NO_EXECUTE])
-            else:
+            if not has_taint(node, NOT_READY_NO_EXECUTE):
                 if not has_taint(node, UNREACHABLE_NO_EXECUTE):
                     queue.remove(name)
                 queue.add(name)
         elif status == "True":
-            await self.mark_reachable(node)
+            queue.remove(name)
 
     async def mark_reachable(self, node: Object) -> None:
         name = meta(node).get("name", "")

@@ -125,3 +125,30 @@ async def test_only_one_leader_at_a_time(plane: ControlPlane) -> None:
     second = asyncio.create_task(elector("b", plane.in_process_client("b")).run(lambda: lead("b")))
     await asyncio.wait_for(asyncio.gather(first, second), 10)
     assert overlaps == 0
+
+
+async def test_an_informer_without_handlers_follows_and_releases_its_watch(
+    plane: ControlPlane,
+) -> None:
+    assert plane.api is not None
+    cache = plane.api.store_for("", "v1", "configmaps").cache  # type: ignore[union-attr]
+
+    def watching_default() -> int:
+        # The control plane's own informers watch every namespace, not just this one.
+        return sum(1 for watcher in cache._watchers if watcher.key_prefix == "default/")
+
+    client = plane.in_process_client("test")
+    informer = Informer(client, CONFIGMAPS, "default")
+    task = asyncio.create_task(informer.run())
+    try:
+        await asyncio.wait_for(informer.synced.wait(), 5)
+        await client.create(CONFIGMAPS, _cm("listed-later"))
+        await _until(lambda: informer.get("default/listed-later") is not None)
+        current = await client.get(CONFIGMAPS, "listed-later", "default")
+        await client.update(CONFIGMAPS, {**current, "data": {"v": "2"}})
+        await _until(lambda: (informer.get("default/listed-later") or {}).get("data") == {"v": "2"})
+        assert watching_default() == 1
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+    await _until(lambda: watching_default() == 0)

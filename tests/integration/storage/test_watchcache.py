@@ -354,6 +354,30 @@ async def test_bookmarks_carry_the_revision_when_enabled(
         await asyncio.wait_for(anext(plain), 0.1)
 
 
+async def test_a_watch_with_a_deadline_stops_waiting_at_it(
+    storage: Storage, cache: WatchCache
+) -> None:
+    loop = asyncio.get_running_loop()
+    watcher = cache.watch(after=cache.revision, bookmark_interval=0.05, deadline=loop.time() + 0.3)
+    first = await put(storage, "ns", "a")
+    second = await put(storage, "ns", "b")
+    await cache.wait_for_revision(second.mod_revision)
+    # Before the deadline what is queued comes.
+    assert summary(await next_events(watcher, 1)) == [("ADDED", "a", first.mod_revision)]
+    await asyncio.sleep(0.35)
+    # Past it the watch ends, even with an event queued (as kube-apiserver ends a watch at
+    # its timeout: the client watches again from the last revision it saw).
+    with pytest.raises(StopAsyncIteration):
+        await asyncio.wait_for(anext(watcher), 1)
+    assert watcher.revision == first.mod_revision
+    # Nothing comes: the wait ends at the deadline (no bookmark is owed).
+    waiting = cache.watch(after=cache.revision, bookmark_interval=1.0, deadline=loop.time() + 0.1)
+    with pytest.raises(StopAsyncIteration):
+        await asyncio.wait_for(anext(waiting), 5)
+    waiting.close()
+    watcher.close()
+
+
 async def test_stopping_the_cache_ends_its_watchers(storage: Storage) -> None:
     cache = WatchCache(storage, PODS, decode)
     await cache.start()

@@ -17,6 +17,7 @@ from timonel.controllers.garbagecollector import (
     plan_collection,
     remove_finalizer_patch,
     remove_owner_references_patch,
+    same_collection_metadata,
     unblock_owner_references_patch,
 )
 
@@ -281,3 +282,47 @@ def test_deletable_resources_leave_out_events_and_what_cannot_be_watched() -> No
         ]
     )
     assert deletable_resources(resources) == {configmaps}
+
+
+def test_an_update_that_leaves_the_collection_metadata_changes_nothing() -> None:
+    child = cm("child", "c", owners=[ref("parent", "p")])
+    graph = graph_with(cm("parent", "p"), child)
+    node = graph.get("c")
+    assert node is not None
+    owners = node.owners
+    renewed = {**child, "metadata": {**child["metadata"], "resourceVersion": "8"}, "data": {}}
+    work = graph.observe("v1", "ConfigMap", child, renewed)
+    assert (work.attempt_to_delete, work.attempt_to_orphan) == ([], [])
+    assert graph.get("c") is node and node.owners is owners
+
+
+def test_updates_that_change_the_collection_metadata_still_reach_the_graph() -> None:
+    child = cm("child", "c", owners=[ref("parent", "p", block=True)])
+    graph = graph_with(cm("parent", "p"), cm("other", "o"), child)
+    moved = cm("child", "c", owners=[ref("other", "o")])
+    work = graph.observe("v1", "ConfigMap", child, moved)
+    assert work.attempt_to_delete == ["p"]  # its blocking reference went
+    parent, other = graph.get("p"), graph.get("o")
+    assert parent is not None and other is not None
+    assert parent.dependents == set() and other.dependents == {"c"}
+    # Another object under the same name: a new uid is a new node.
+    replaced = cm("child", "c2", owners=[ref("other", "o")])
+    graph.observe("v1", "ConfigMap", moved, replaced)
+    assert graph.get("c2") is not None and other.dependents == {"c", "c2"}
+    deleting = cm("child", "c2", owners=[ref("other", "o")], deleting=True)
+    graph.observe("v1", "ConfigMap", replaced, deleting)
+    node = graph.get("c2")
+    assert node is not None and node.being_deleted
+
+
+def test_same_collection_metadata() -> None:
+    base = cm("a", "u", owners=[ref("p", "p")], finalizers=["f"])
+    assert same_collection_metadata(base, {**base, "data": {"k": "v"}})
+    assert not same_collection_metadata(base, cm("a", "u", finalizers=["f"]))
+    assert not same_collection_metadata(base, cm("a", "u", owners=[ref("p", "p")]))
+    assert not same_collection_metadata(
+        base, cm("a", "v", owners=[ref("p", "p")], finalizers=["f"])
+    )
+    assert not same_collection_metadata(
+        base, cm("a", "u", owners=[ref("p", "p")], finalizers=["f"], deleting=True)
+    )
