@@ -16,8 +16,38 @@ from pathlib import Path
 
 import pytest
 
+from timonel.apiserver import sharedguard
+
 REPO = Path(__file__).resolve().parent.parent
 KUBECTL = os.environ.get("KUBECTL", "/usr/bin/kubectl")
+
+# Every server the tests start, in this process or as a child, checks that nobody changes
+# the watch cache's shared objects in place (see timonel/apiserver/sharedguard.py).
+os.environ[sharedguard.ENVIRONMENT_VARIABLE] = "1"
+
+
+def assert_no_shared_object_changed(log_path: Path) -> None:
+    """Fails when a server's log reports a shared object changed in place."""
+    if not log_path.exists():
+        return
+    lines = [
+        line
+        for line in log_path.read_text(errors="replace").splitlines()
+        if sharedguard.SHARED_OBJECT_CHANGED in line
+    ]
+    assert not lines, "\n".join(lines[:10])
+
+
+@pytest.fixture(autouse=True)
+def no_shared_object_changed(caplog: pytest.LogCaptureFixture) -> Iterator[None]:
+    """The same check for servers run inside the test process."""
+    yield
+    changed = [
+        record.getMessage()
+        for record in caplog.get_records("call")
+        if record.name == sharedguard.__name__
+    ]
+    assert not changed, "\n".join(changed[:10])
 
 
 def stop_process(process: subprocess.Popen[bytes], grace: float = 10.0) -> None:
@@ -54,6 +84,7 @@ class RunningServer:
     port: int
     process: subprocess.Popen[bytes]
     cache_dir: Path
+    log_path: Path | None = None
 
     @property
     def url(self) -> str:
@@ -84,6 +115,8 @@ class RunningServer:
 
     def stop(self) -> None:
         stop_process(self.process)
+        if self.log_path is not None:
+            assert_no_shared_object_changed(self.log_path)
 
 
 def start_server(
@@ -110,7 +143,7 @@ def start_server(
         stderr=subprocess.STDOUT,
         cwd=REPO,
     )
-    server = RunningServer(data_dir, port, process, cache_dir)
+    server = RunningServer(data_dir, port, process, cache_dir, Path(log.name))
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         if process.poll() is not None:

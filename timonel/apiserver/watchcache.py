@@ -43,6 +43,7 @@ from typing import Any, Final, Literal, NamedTuple
 
 from timonel.api.errors import StatusError
 from timonel.api.objects import Object
+from timonel.apiserver import sharedguard
 from timonel.storage.interface import (
     Compacted,
     EventType,
@@ -326,6 +327,7 @@ class WatchCache:
         self._watcher_queue = watcher_queue
         self.ready = asyncio.Event()
         self._objects: dict[str, tuple[Object, int]] = {}  # key -> (object, mod revision)
+        self._guard = sharedguard.SharedObjectGuard(prefix) if sharedguard.enabled() else None
         self._keys: list[str] = []  # sorted
         self._history: deque[_Change] = deque(maxlen=history)
         self._floor = 0  # every change after this revision is in the history
@@ -369,6 +371,8 @@ class WatchCache:
             self._task = None
         self._end_watchers()
         self.ready.clear()
+        if self._guard is not None:
+            self._guard.release_all()
 
     async def _relist(self) -> None:
         self.ready.clear()
@@ -385,6 +389,10 @@ class WatchCache:
             if index % 1000 == 999:
                 await asyncio.sleep(0)  # decoding many objects: let requests through
         # Storage lists in key order and stripping a common prefix keeps that order.
+        if self._guard is not None:
+            self._guard.release_all()
+            for obj, _ in objects.values():
+                self._guard.hold(obj)
         self._objects = objects
         self._keys = list(objects)
         self._history.clear()
@@ -445,6 +453,11 @@ class WatchCache:
         obj = self._decode_or_log(event.kv)
         held = self._objects.get(key)
         prev = None if held is None else held[0]
+        if self._guard is not None:
+            if prev is not None:
+                self._guard.release(prev)
+            if obj is not None and event.type is EventType.PUT:
+                self._guard.hold(obj)
         change: _Change | None = None
         if event.type is EventType.PUT and obj is not None:
             if held is None:

@@ -24,7 +24,14 @@ from typing import Any, TypeVar
 
 import pytest
 
-from tests.conftest import KUBECTL, REPO, KubectlResult, free_port, stop_process
+from tests.conftest import (
+    KUBECTL,
+    REPO,
+    KubectlResult,
+    assert_no_shared_object_changed,
+    free_port,
+    stop_process,
+)
 from tests.e2e.kubelet.registry import Registry
 from tests.e2e.runtime.conftest import runtime_unavailable
 from tests.e2e.runtime.hosttools import force_cleanup, wait_for_no_leftovers
@@ -133,6 +140,7 @@ class Cluster:
     def stop(self) -> None:
         if self.process is not None:
             stop_process(self.process, grace=20)
+            assert_no_shared_object_changed(self.log_path)
 
     def kubectl(
         self, *args: str, input: str | None = None, check: bool = True, timeout: float = 60

@@ -460,3 +460,30 @@ async def test_a_compacted_storage_watch_relists_and_ends_watchers(backend: Back
     finally:
         await cache.stop()
         await inner.close()
+
+
+async def test_an_object_changed_in_place_is_reported_when_the_cache_lets_it_go(
+    storage: Storage, caplog: pytest.LogCaptureFixture
+) -> None:
+    # The test suite turns the check on for every server (tests/conftest.py).
+    cache = WatchCache(storage, PODS, decode)
+    await cache.start()
+    try:
+        first = await put(storage, "ns", "kept")
+        changed = await put(storage, "ns", "changed")
+        await cache.wait_for_revision(changed.mod_revision)
+        cached = cache.get("ns/changed")
+        assert cached is not None
+        cached["metadata"]["labels"] = {"oops": "changed"}  # what a reader must never do
+        later = await put(storage, "ns", "changed", fixed="yes")
+        await cache.wait_for_revision(later.mod_revision)
+        await put(storage, "ns", "kept", fine="yes")
+        await cache.wait_until_fresh()
+    finally:
+        await cache.stop()
+    reported = [r for r in caplog.records if r.name == "timonel.apiserver.sharedguard"]
+    assert [r.getMessage().split(" under ")[0] for r in reported] == [
+        "shared object changed in place: ns/changed"
+    ]
+    assert first.mod_revision < later.mod_revision
+    caplog.clear()  # reported as expected: not a failure of this test
