@@ -20,6 +20,7 @@ Canonical form follows apimachinery's `Quantity.String()`:
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from enum import Enum
 from typing import Any
@@ -216,23 +217,20 @@ def _interpret_suffix(suffix: str) -> tuple[int, int, Format]:
     raise QuantityError(SUFFIX_WRONG)
 
 
-# Parsed quantities by their text. The same few strings ("100m", "500Mi") come back on
-# every pod, and a Quantity is immutable, so one parse serves them all. Bounded: the
-# whole map is dropped when full (texts are client-chosen).
-_CACHE_LIMIT = 4096
-_parsed: dict[str, Quantity] = {}
-_canonical_milli: dict[str, str] = {}
+# The same few strings ("100m", "500Mi") come back on every pod, and a Quantity is
+# immutable, so one parse serves them all (errors are not remembered).
+_CACHE_SIZE = 4096
 
 
+@functools.lru_cache(maxsize=_CACHE_SIZE)
 def parse_quantity(text: str) -> Quantity:
     """ParseQuantity: the quantity `text` denotes, or QuantityError."""
-    quantity = _parsed.get(text)
-    if quantity is None:
-        quantity = _parse_uncached(text)
-        if len(_parsed) >= _CACHE_LIMIT:
-            _parsed.clear()
-        _parsed[text] = quantity
-    return quantity
+    return _parse_uncached(text)
+
+
+@functools.lru_cache(maxsize=_CACHE_SIZE)
+def _canonical_milli(text: str) -> str:
+    return str(parse_quantity(text).round_up(-3))
 
 
 def _parse_uncached(text: str) -> Quantity:
@@ -344,20 +342,12 @@ def canonical_resource_list(resources: Any) -> tuple[dict[str, Any], list[tuple[
     if not isinstance(resources, dict):
         return result, bad
     for name, raw in resources.items():
-        if isinstance(raw, str):
-            known = _canonical_milli.get(raw)
-            if known is not None:
-                result[name] = known
-                continue
         try:
-            canonical = str(parse_quantity_value(raw).round_up(-3))
+            if isinstance(raw, str):
+                result[name] = _canonical_milli(raw)
+            else:
+                result[name] = str(parse_quantity_value(raw).round_up(-3))
         except QuantityError as error:
             result[name] = raw
             bad.append((name, raw, str(error)))
-            continue
-        result[name] = canonical
-        if isinstance(raw, str):
-            if len(_canonical_milli) >= _CACHE_LIMIT:
-                _canonical_milli.clear()
-            _canonical_milli[raw] = canonical
     return result, bad

@@ -171,5 +171,5 @@ def test_repeated_texts_parse_the_same_and_the_memory_stays_bounded() -> None:
         canonical_resource_list({"cpu": f"{i}m"})
     from timonel.api import quantity
 
-    assert len(quantity._parsed) <= quantity._CACHE_LIMIT
-    assert len(quantity._canonical_milli) <= quantity._CACHE_LIMIT
+    assert quantity.parse_quantity.cache_info().currsize <= quantity._CACHE_SIZE
+    assert quantity._canonical_milli.cache_info().currsize <= quantity._CACHE_SIZE

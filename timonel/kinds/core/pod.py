@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import copy
+import functools
 import re
 from datetime import datetime
 from typing import Any, ClassVar
@@ -1022,21 +1023,15 @@ def _validate_state_transitions(
     return errors
 
 
-# Condition types found valid: kubelet's few come with every status write, and the
-# verdict depends on the type alone. Bounded: forgotten all at once when full.
-_VALID_CONDITION_TYPES: set[str] = set()
-_VALID_CONDITION_TYPES_LIMIT = 256
+# Kubelet's few condition types come with every status write; validity depends on the
+# type alone (the path only words the error).
+@functools.lru_cache(maxsize=256)
+def _valid_condition_type(kind: str) -> bool:
+    return not validate_qualified_name(kind, "")
 
 
 def _condition_type_errors(kind: str, path: str) -> list[FieldError]:
-    if kind in _VALID_CONDITION_TYPES:
-        return []
-    errors = validate_qualified_name(kind, path)
-    if not errors:
-        if len(_VALID_CONDITION_TYPES) >= _VALID_CONDITION_TYPES_LIMIT:
-            _VALID_CONDITION_TYPES.clear()
-        _VALID_CONDITION_TYPES.add(kind)
-    return errors
+    return [] if _valid_condition_type(kind) else validate_qualified_name(kind, path)
 
 
 # A dotted-quad IPv4 address, octets 0-255 with up to three digits (leading zeros too).

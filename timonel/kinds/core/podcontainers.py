@@ -3,6 +3,7 @@ lifecycle hooks, as `validateContainers` and friends check them."""
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 from timonel.api.errors import (
@@ -706,21 +707,17 @@ def validate_resource_requirements(resources: Any, path: str, claims: set[str]) 
     return errors
 
 
-# Container resource names found valid: the same few come with every pod, and the
-# verdict depends on the name alone. Bounded: forgotten all at once when full.
-_VALID_CONTAINER_RESOURCE_NAMES: set[str] = set()
-_VALID_NAMES_LIMIT = 1024
+# The same few resource names come with every pod; validity depends on the name alone
+# (the path only words the error).
+@functools.lru_cache(maxsize=1024)
+def _valid_container_resource_name(name: str) -> bool:
+    return not validate_container_resource_name(name, "")
 
 
 def _container_resource_name_errors(name: str, path: str) -> list[FieldError]:
-    if name in _VALID_CONTAINER_RESOURCE_NAMES:
-        return []
-    errors = validate_container_resource_name(name, path)
-    if not errors:
-        if len(_VALID_CONTAINER_RESOURCE_NAMES) >= _VALID_NAMES_LIMIT:
-            _VALID_CONTAINER_RESOURCE_NAMES.clear()
-        _VALID_CONTAINER_RESOURCE_NAMES.add(name)
-    return errors
+    return (
+        [] if _valid_container_resource_name(name) else validate_container_resource_name(name, path)
+    )
 
 
 def _validate_resize_policy(policies: Any, path: str, restart_policy: Any) -> list[FieldError]:

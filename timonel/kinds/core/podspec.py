@@ -13,6 +13,7 @@ Validation follows `ValidatePodSpec` / `ValidatePodTemplateSpec` in
 from __future__ import annotations
 
 import contextlib
+import functools
 import re
 from typing import Any
 
@@ -160,25 +161,11 @@ def default_container(container: dict[str, Any]) -> None:
         _default_handler(as_dict(lifecycle.get(hook)))
 
 
-# Pull policies by image: a workload's pods name the same images over and over.
-# Bounded: forgotten all at once when full.
-_PULL_POLICY_BY_IMAGE: dict[str, str] = {}
-_PULL_POLICY_CACHE_LIMIT = 1024
-
-
+# A workload's pods name the same images over and over.
+@functools.lru_cache(maxsize=1024)
 def default_pull_policy(image: str) -> str:
     """Always for `:latest` or an untagged, undigested image; IfNotPresent otherwise (and for
     references that do not parse)."""
-    policy = _PULL_POLICY_BY_IMAGE.get(image)
-    if policy is None:
-        policy = _pull_policy(image)
-        if len(_PULL_POLICY_BY_IMAGE) >= _PULL_POLICY_CACHE_LIMIT:
-            _PULL_POLICY_BY_IMAGE.clear()
-        _PULL_POLICY_BY_IMAGE[image] = policy
-    return policy
-
-
-def _pull_policy(image: str) -> str:
     match = _IMAGE_REFERENCE.match(image)
     if match is None or len(match.group(1)) > 255:
         return "IfNotPresent"
