@@ -14,6 +14,7 @@ from typing import Any
 import orjson
 import pytest
 
+from tests.unit.jsonpaths import paths, value_at
 from timonel.patch import managedfields, typed
 from timonel.patch.fieldpath import key_element
 from timonel.schema.definitions import kubernetes_definitions
@@ -162,25 +163,9 @@ _TRAPS: dict[type, list[Any]] = {
 }
 
 
-def _paths(value: Any, path: tuple[Any, ...] = ()) -> Iterator[tuple[Any, ...]]:
-    yield path
-    if isinstance(value, dict):
-        for key, child in value.items():
-            yield from _paths(child, (*path, key))
-    elif isinstance(value, list):
-        for index, child in enumerate(value):
-            yield from _paths(child, (*path, index))
-
-
-def _get(value: Any, path: tuple[Any, ...]) -> Any:
-    for step in path:
-        value = value[step]
-    return value
-
-
 def _changed(base: Any, path: tuple[Any, ...], change: Any) -> Any:
     result = copy.deepcopy(base)
-    parent = _get(result, path[:-1])
+    parent = value_at(result, path[:-1])
     change(parent, path[-1])
     return result
 
@@ -198,20 +183,20 @@ def _delete(parent: Any, step: Any) -> None:
 
 def _variants(base: Any) -> Iterator[tuple[str, Any]]:
     """The base changed in one place, in every way the walks treat differently."""
-    for path in _paths(base):
+    for path in paths(base):
         if not path:
             continue
-        value = _get(base, path)
+        value = value_at(base, path)
         label = "/".join(map(str, path))
         yield f"{label} deleted", _changed(base, path, _delete)
         yield f"{label} null", _changed(base, path, _replace(None))
         for trap in _TRAPS.get(type(value), []):
             yield f"{label} = {trap!r}", _changed(base, path, _replace(trap))
-            if isinstance(_get(base, path[:-1]), dict):
+            if isinstance(value_at(base, path[:-1]), dict):
                 # A sibling changed too: the walk descends to the trap instead of
                 # finding the parents equal.
                 beside = _changed(base, path, _replace(trap))
-                _get(beside, path[:-1])["zz"] = "new"
+                value_at(beside, path[:-1])["zz"] = "new"
                 yield f"{label} = {trap!r} beside a new field", beside
         if isinstance(value, str):
             yield f"{label} edited", _changed(base, path, _replace(value + "x"))

@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from tests.unit.jsonpaths import paths, value_at
 from timonel.schema.definitions import SchemaNode, kubernetes_definitions, schema_from_openapi
 from timonel.schema.fields import FieldCheck, check_object
 
@@ -125,25 +126,9 @@ _TRAPS: dict[type, list[Any]] = {
 }
 
 
-def _paths(value: Any, path: tuple[Any, ...] = ()) -> Iterator[tuple[Any, ...]]:
-    yield path
-    if isinstance(value, dict):
-        for key, child in value.items():
-            yield from _paths(child, (*path, key))
-    elif isinstance(value, list):
-        for index, child in enumerate(value):
-            yield from _paths(child, (*path, index))
-
-
-def _get(value: Any, path: tuple[Any, ...]) -> Any:
-    for step in path:
-        value = value[step]
-    return value
-
-
 def _with(base: Any, path: tuple[Any, ...], value: Any, *, beside: bool = False) -> Any:
     result = copy.deepcopy(base)
-    parent = _get(result, path[:-1])
+    parent = value_at(result, path[:-1])
     parent[path[-1]] = value
     if beside and isinstance(parent, dict):
         parent["zzUnknown"] = 1  # the parent differs too: the walk reaches the change
@@ -151,10 +136,10 @@ def _with(base: Any, path: tuple[Any, ...], value: Any, *, beside: bool = False)
 
 
 def _variants(base: Any) -> Iterator[tuple[str, Any]]:
-    for path in _paths(base):
+    for path in paths(base):
         if not path:
             continue
-        value = _get(base, path)
+        value = value_at(base, path)
         label = "/".join(map(str, path))
         for beside in (False, True):
             suffix = " beside an unknown field" if beside else ""
