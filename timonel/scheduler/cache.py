@@ -24,7 +24,13 @@ from typing import Any, Final
 
 from timonel.api.objects import Object
 from timonel.api.selectors import LabelSelector, label_selector_from_set
-from timonel.scheduler.framework import ClusterEvent, ControllerRef, NodeInfo, PodInfo
+from timonel.scheduler.framework import (
+    ClusterEvent,
+    ControllerRef,
+    NodeInfo,
+    PodInfo,
+    ResourceState,
+)
 from timonel.scheduler.podspec import LABEL_REGION, LABEL_ZONE, PodAffinity, label_selector
 
 _TERMINAL_PHASES: Final = frozenset({"Succeeded", "Failed"})
@@ -172,6 +178,29 @@ class Snapshot:
     def __init__(self, cache: Cache) -> None:
         self._cache = cache
         self.nodes: list[NodeInfo] = []
+        # Columns parallel to `nodes`: names, labels by key (built on first use) and
+        # ResourceStates (which each NodeInfo writes back as its pods change).
+        self.names: list[str] = []
+        self.resources: list[ResourceState] = []
+        self._label_columns: dict[str, list[str | None]] = {}
+
+    def set_nodes(self, nodes: list[NodeInfo]) -> None:
+        for node in self.nodes:
+            node.snapshot_column = None
+        resources = [node.resources for node in nodes]
+        for position, node in enumerate(nodes):
+            node.snapshot_column = resources
+            node.snapshot_position = position
+        self.nodes = nodes
+        self.names = [node.name for node in nodes]
+        self.resources = resources
+        self._label_columns = {}
+
+    def label_column(self, key: str) -> list[str | None]:
+        column = self._label_columns.get(key)
+        if column is None:
+            column = self._label_columns[key] = [node.labels.get(key) for node in self.nodes]
+        return column
 
     @property
     def lister(self) -> Cache:
@@ -261,7 +290,7 @@ class Cache:
 
     def snapshot(self) -> Snapshot:
         if self._order_dirty:
-            self._snapshot.nodes = self._interleaved_nodes()
+            self._snapshot.set_nodes(self._interleaved_nodes())
             self._order_dirty = False
         return self._snapshot
 

@@ -27,6 +27,8 @@ import weakref
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import IntEnum, StrEnum
+from functools import lru_cache
+from operator import attrgetter
 from typing import TYPE_CHECKING, Any, Final, Protocol, TypeVar, runtime_checkable
 
 from timonel.api.objects import Object
@@ -46,8 +48,7 @@ from timonel.scheduler.podspec import (
     SpreadConstraint,
     Taint,
     Toleration,
-    compute_non_zero_requests,
-    compute_pod_requests,
+    compute_requests,
     parse_allocatable,
     parse_host_ports,
     parse_images,
@@ -159,13 +160,61 @@ class StateError(LookupError):
 class CycleState:
     """The per-cycle scratchpad: PreFilter/PreScore compute once, Filter/Score read."""
 
-    __slots__ = ("_data", "skip_filter", "skip_score", "snapshot")
+    __slots__ = (
+        "_data",
+        "_keyed_nodes",
+        "_keys",
+        "_window",
+        "skip_filter",
+        "skip_score",
+        "snapshot",
+    )
 
     def __init__(self, snapshot: Snapshot) -> None:
         self._data: dict[str, object] = {}
         self.snapshot = snapshot
         self.skip_filter: set[str] = set()
         self.skip_score: set[str] = set()
+        self._keyed_nodes: Sequence[NodeInfo] | None = None
+        self._keys: list[ResourceState] = []
+        self._window: tuple[Sequence[NodeInfo], int, int] | None = None
+
+    def set_window(self, nodes: Sequence[NodeInfo], start: int) -> None:
+        """`nodes` are the snapshot's nodes from position `start` on (wrapping around):
+        per-node values for them can be sliced from the snapshot's columns. (The scheduler
+        only ever appends to a node list after passing it on, so a list of the same
+        identity and length holds the same nodes.)"""
+        self._window = (nodes, start, len(nodes))
+
+    def _slice(self, nodes: Sequence[NodeInfo], column: list[T]) -> list[T] | None:
+        window = self._window
+        if window is None or nodes is not window[0] or len(nodes) != window[2]:
+            return None
+        start, end = window[1], window[1] + window[2]
+        if end <= len(column):
+            return column[start:end]
+        return column[start:] + column[: end - len(column)]
+
+    def resource_states(self, nodes: Sequence[NodeInfo]) -> list[ResourceState]:
+        """Each node's ResourceState, in order. Remembered for the last list asked about:
+        Fit's filter and the resource scores usually ask about the same nodes."""
+        keys = self._keys
+        if nodes is not self._keyed_nodes or len(keys) != len(nodes):
+            sliced = self._slice(nodes, self.snapshot.resources)
+            keys = self._keys = sliced if sliced is not None else list(map(_RESOURCES_OF, nodes))
+            self._keyed_nodes = nodes
+        return keys
+
+    def node_names(self, nodes: Sequence[NodeInfo]) -> list[str]:
+        sliced = self._slice(nodes, self.snapshot.names)
+        return sliced if sliced is not None else list(map(_NAME_OF, nodes))
+
+    def label_values(self, nodes: Sequence[NodeInfo], key: str) -> list[str | None]:
+        """Each node's value of the label `key` (None where it has none)."""
+        sliced = self._slice(nodes, self.snapshot.label_column(key))
+        if sliced is not None:
+            return sliced
+        return [node.labels.get(key) for node in nodes]
 
     def write(self, key: str, value: object) -> None:
         self._data[key] = value
@@ -175,6 +224,10 @@ class CycleState:
         if not isinstance(value, type_):
             raise StateError(f"error reading {key!r} from cycleState: not found")
         return value
+
+
+_RESOURCES_OF: Final = attrgetter("resources")
+_NAME_OF: Final = attrgetter("name")
 
 
 # -- pods --------------------------------------------------------------------------------------
@@ -190,10 +243,16 @@ class ControllerRef:
 def _controller_ref(metadata: Mapping[str, Any]) -> ControllerRef | None:
     for ref in metadata.get("ownerReferences") or ():
         if isinstance(ref, dict) and ref.get("controller"):
-            return ControllerRef(
+            return _interned_controller_ref(
                 str(ref.get("apiVersion") or ""), str(ref.get("kind") or ""), str(ref.get("name"))
             )
     return None
+
+
+@lru_cache(maxsize=4096)
+def _interned_controller_ref(api_version: str, kind: str, name: str) -> ControllerRef:
+    # A workload's replicas share their controller.
+    return ControllerRef(api_version, kind, name)
 
 
 class PodInfo:
@@ -245,23 +304,25 @@ class PodInfo:
         self.scheduler_name: str = spec.get("schedulerName") or DEFAULT_SCHEDULER_NAME
         self.scheduling_gated = bool(spec.get("schedulingGates"))
         self.node_name: str = spec.get("nodeName") or ""
-        self.requests: Resources = compute_pod_requests(spec)
-        self.non_zero_cpu, self.non_zero_memory = compute_non_zero_requests(spec)
+        self.requests: Resources
+        self.requests, self.non_zero_cpu, self.non_zero_memory = compute_requests(spec)
         self.host_ports = parse_host_ports(spec)
         self.tolerations: tuple[Toleration, ...] = parse_tolerations(spec)
-        self.required_node_affinity: RequiredNodeAffinity | None = parse_required_node_affinity(
-            spec
-        )
-        self.preferred_node_affinity: tuple[PreferredTerm, ...] = parse_preferred_node_affinity(
-            spec
-        )
-        self.affinity: PodAffinity = (
-            parse_pod_affinity(spec, self.namespace) if spec.get("affinity") else NO_POD_AFFINITY
-        )
+        self.required_node_affinity: RequiredNodeAffinity | None = None
+        self.preferred_node_affinity: tuple[PreferredTerm, ...] = ()
+        self.affinity: PodAffinity = NO_POD_AFFINITY
+        has_affinity = bool(spec.get("affinity"))
+        if has_affinity or "nodeSelector" in spec:
+            self.required_node_affinity = parse_required_node_affinity(spec)
+        if has_affinity:
+            self.preferred_node_affinity = parse_preferred_node_affinity(spec)
+            self.affinity = parse_pod_affinity(spec, self.namespace)
         self.has_affinity = not self.affinity.empty
         self.has_required_anti_affinity = bool(self.affinity.required_anti_affinity)
-        self.spread_constraints: tuple[SpreadConstraint, ...] = parse_spread_constraints(
-            spec, self.labels
+        self.spread_constraints: tuple[SpreadConstraint, ...] = (
+            parse_spread_constraints(spec, self.labels)
+            if spec.get("topologySpreadConstraints")
+            else ()
         )
         self.images = parse_images(spec)
         self.container_count = len(self.images)
@@ -348,6 +409,8 @@ class NodeInfo:
         "req_memory",
         "req_scalar",
         "resources",
+        "snapshot_column",
+        "snapshot_position",
         "taints",
         "unschedulable",
         "used_ports",
@@ -373,6 +436,9 @@ class NodeInfo:
         # (protocol, port) -> {host IP: number of pods using it}
         self.used_ports: dict[PortKey, dict[str, int]] = {}
         self.generation = 0
+        # The snapshot's resources column and this node's place in it, kept current here.
+        self.snapshot_column: list[ResourceState] | None = None
+        self.snapshot_position = 0
         self.resources = resource_state((0, 0, 0, 0, 0, 0, 0, 0, 0))
         if node is not None:
             self.set_node(node)
@@ -418,6 +484,8 @@ class NodeInfo:
                 self.non_zero_memory,
             )
         )
+        if self.snapshot_column is not None:
+            self.snapshot_column[self.snapshot_position] = self.resources
         self.generation += 1
 
     def add_pod(self, pod: PodInfo) -> None:
@@ -548,6 +616,20 @@ class ScorePlugin(Protocol):
     name: str
 
     def score(self, state: CycleState, pod: PodInfo, nodes: Sequence[NodeInfo]) -> list[int]: ...
+
+
+@runtime_checkable
+class ResourceScorePlugin(Protocol):
+    """A Score plugin whose score of a node depends only on the node's ResourceState (and
+    the pod), and that has no NormalizeScore: the framework asks it once per distinct
+    state instead of once per node. `None` means "not for this configuration": the
+    framework then calls `score`."""
+
+    name: str
+
+    def score_resource_states(
+        self, state: CycleState, pod: PodInfo, states: Iterable[ResourceState]
+    ) -> dict[ResourceState, int] | None: ...
 
 
 @runtime_checkable

@@ -16,6 +16,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from functools import lru_cache
+from types import MappingProxyType
 from typing import Any, Final
 
 from timonel.api.quantity import QuantityError, parse_quantity_value
@@ -175,12 +176,25 @@ def _millis(nanos: int) -> int:
 
 def resources_from_nanos(nanos: Mapping[str, int]) -> Resources:
     scalar = {name: _units(value) for name, value in nanos.items() if is_scalar_resource(name)}
+    if not scalar:
+        # Pods of one workload ask for the same amounts: share one instance.
+        return _plain_resources(
+            nanos.get(CPU, 0), nanos.get(MEMORY, 0), nanos.get(EPHEMERAL_STORAGE, 0)
+        )
     return Resources(
         milli_cpu=_millis(nanos.get(CPU, 0)),
         memory=_units(nanos.get(MEMORY, 0)),
         ephemeral_storage=_units(nanos.get(EPHEMERAL_STORAGE, 0)),
         scalar=scalar,
     )
+
+
+_NO_SCALAR: Final[Mapping[str, int]] = MappingProxyType({})
+
+
+@lru_cache(maxsize=1024)
+def _plain_resources(cpu_nanos: int, memory_nanos: int, ephemeral_nanos: int) -> Resources:
+    return Resources(_millis(cpu_nanos), _units(memory_nanos), _units(ephemeral_nanos), _NO_SCALAR)
 
 
 def compute_pod_requests(spec: Mapping[str, Any]) -> Resources:
@@ -192,6 +206,26 @@ def compute_non_zero_requests(spec: Mapping[str, Any]) -> tuple[int, int]:
     """(millicpu, memory) with the scoring defaults for missing container requests."""
     nanos = pod_request_nanos(spec, non_zero=True)
     return _millis(nanos.get(CPU, 0)), _units(nanos.get(MEMORY, 0))
+
+
+_DEFAULT_CPU_NANOS: Final = DEFAULT_MILLI_CPU_REQUEST * _NANOS_PER_MILLI
+_DEFAULT_MEMORY_NANOS: Final = DEFAULT_MEMORY_REQUEST * _NANOS_PER_UNIT
+
+
+def compute_requests(spec: Mapping[str, Any]) -> tuple[Resources, int, int]:
+    """compute_pod_requests and compute_non_zero_requests together, in one pass over the
+    containers for the usual pod (no init containers, no overhead)."""
+    if spec.get("initContainers") or spec.get("overhead"):
+        non_zero_cpu, non_zero_memory = compute_non_zero_requests(spec)
+        return compute_pod_requests(spec), non_zero_cpu, non_zero_memory
+    total: dict[str, int] = {}
+    non_zero_cpu = non_zero_memory = 0
+    for container in spec.get("containers") or ():
+        requests = _resource_nanos((container.get("resources") or {}).get("requests"))
+        _add_into(total, requests)
+        non_zero_cpu += requests.get(CPU, _DEFAULT_CPU_NANOS)
+        non_zero_memory += requests.get(MEMORY, _DEFAULT_MEMORY_NANOS)
+    return resources_from_nanos(total), _millis(non_zero_cpu), _units(non_zero_memory)
 
 
 @dataclass(frozen=True, slots=True)
@@ -247,9 +281,11 @@ def parse_taints(node: Mapping[str, Any]) -> tuple[Taint, ...]:
 
 
 def parse_tolerations(spec: Mapping[str, Any]) -> tuple[Toleration, ...]:
-    tolerations = spec.get("tolerations") or ()
+    tolerations = spec.get("tolerations")
+    if not tolerations:
+        return ()
     return tuple(
-        Toleration(
+        _toleration(
             str(t.get("key") or ""),
             str(t.get("operator") or ""),
             str(t.get("value") or ""),
@@ -258,6 +294,12 @@ def parse_tolerations(spec: Mapping[str, Any]) -> tuple[Toleration, ...]:
         for t in tolerations
         if isinstance(t, dict)
     )
+
+
+@lru_cache(maxsize=1024)
+def _toleration(key: str, operator: str, value: str, effect: str) -> Toleration:
+    # Most pods carry the same two admission-defaulted NoExecute tolerations.
+    return Toleration(key, operator, value, effect)
 
 
 def tolerations_tolerate(tolerations: Iterable[Toleration], taint: Taint) -> bool:
@@ -587,6 +629,8 @@ def parse_host_ports(spec: Mapping[str, Any]) -> tuple[tuple[str, str, int], ...
     containers.extend(spec.get("containers") or ())
     ports: list[tuple[str, str, int]] = []
     for container in containers:
+        if "ports" not in container:
+            continue
         for port in container.get("ports") or ():
             host_port = int(port.get("hostPort") or 0)
             if host_port > 0:
@@ -595,6 +639,7 @@ def parse_host_ports(spec: Mapping[str, Any]) -> tuple[tuple[str, str, int], ...
     return tuple(ports)
 
 
+@lru_cache(maxsize=4096)
 def normalized_image_name(name: str) -> str:
     """An image reference with the implicit `:latest` tag spelled out."""
     if name.rfind(":") <= name.rfind("/"):
@@ -603,7 +648,8 @@ def normalized_image_name(name: str) -> str:
 
 
 def parse_images(spec: Mapping[str, Any]) -> tuple[str, ...]:
-    containers = [*(spec.get("initContainers") or ()), *(spec.get("containers") or ())]
+    init = spec.get("initContainers")
+    containers = [*init, *(spec.get("containers") or ())] if init else spec.get("containers") or ()
     return tuple(normalized_image_name(str(c.get("image") or "")) for c in containers)
 
 

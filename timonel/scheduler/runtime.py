@@ -3,7 +3,9 @@ one method per extension point that runs them in order."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
+from itertools import repeat
+from operator import add, mul
 from typing import Final
 
 from timonel.scheduler.framework import (
@@ -27,6 +29,8 @@ from timonel.scheduler.framework import (
     Profile,
     Registry,
     ReservePlugin,
+    ResourceScorePlugin,
+    ResourceState,
     ScorePlugin,
     Status,
     error,
@@ -47,6 +51,7 @@ class Framework:
         self.pre_score: list[PreScorePlugin] = []
         self.score: list[tuple[ScorePlugin, int]] = []
         self.normalize: dict[str, NormalizeScorePlugin] = {}
+        self.resource_score: dict[str, ResourceScorePlugin] = {}
         self.reserve: list[ReservePlugin] = []
         self.bind: list[BindPlugin] = []
         # Which cluster events may make a pod rejected by each plugin schedulable.
@@ -72,6 +77,8 @@ class Framework:
             self.score.append((plugin, weight or 1))
         if isinstance(plugin, NormalizeScorePlugin):
             self.normalize[name] = plugin
+        elif isinstance(plugin, ResourceScorePlugin) and isinstance(plugin, ScorePlugin):
+            self.resource_score[name] = plugin
         if isinstance(plugin, ReservePlugin):
             self.reserve.append(plugin)
         if isinstance(plugin, BindPlugin):
@@ -148,30 +155,45 @@ class Framework:
 
     def run_score(
         self, state: CycleState, pod: PodInfo, nodes: Sequence[NodeInfo]
-    ) -> tuple[list[int], dict[str, list[int]]]:
-        """Weighted totals per node, and each plugin's normalised scores. Plugins that
+    ) -> list[int] | None:
+        """Weighted totals per node; None when every node scores the same. Plugins that
         score every node alike cannot change the winner: their share is left out of the
-        totals (which are therefore relative, not absolute)."""
+        totals (which are therefore relative, not absolute). Plugins scoring by resource
+        state answer once per distinct state; their weighted sum is looked up per node
+        once."""
         totals: list[int] | None = None
-        by_plugin: dict[str, list[int]] = {}
         skipped = state.skip_score
+        keys: list[ResourceState] | None = None
+        distinct: set[ResourceState] = set()
+        by_state: dict[ResourceState, int] | None = None
         for plugin, weight in self.score:
             if plugin.name in skipped:
                 continue
+            if plugin.name in self.resource_score:
+                if keys is None:
+                    keys = state.resource_states(nodes)
+                    distinct = set(keys)
+                partial = self.resource_score[plugin.name].score_resource_states(
+                    state, pod, distinct
+                )
+                if partial is not None:
+                    if by_state is None:
+                        by_state = {k: weight * v for k, v in partial.items()}
+                    else:
+                        by_state = {k: v + weight * partial[k] for k, v in by_state.items()}
+                    continue
             scores = plugin.score(state, pod, nodes)
             normalizer = self.normalize.get(plugin.name)
             if normalizer is not None:
                 normalizer.normalize(state, pod, nodes, scores)
-            by_plugin[plugin.name] = scores
             if not scores or scores.count(scores[0]) == len(scores):
                 continue
-            if totals is None:
-                totals = scores if weight == 1 else [weight * s for s in scores]
-            elif weight == 1:
-                totals = [a + b for a, b in zip(totals, scores, strict=True)]
-            else:
-                totals = [a + weight * b for a, b in zip(totals, scores, strict=True)]
-        return (totals if totals is not None else [0] * len(nodes)), by_plugin
+            weighted: Iterable[int] = scores if weight == 1 else map(mul, scores, repeat(weight))
+            totals = list(weighted) if totals is None else list(map(add, totals, weighted))
+        if by_state is not None and keys is not None and len(set(by_state.values())) > 1:
+            looked_up = map(by_state.__getitem__, keys)
+            totals = list(looked_up) if totals is None else list(map(add, totals, looked_up))
+        return totals
 
     # -- placing -----------------------------------------------------------------------------
 

@@ -24,10 +24,11 @@ import asyncio
 import logging
 import random
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from dataclasses import dataclass
-from itertools import compress
-from typing import Final
+from itertools import compress, repeat
+from operator import eq
+from typing import Any, Final
 
 from timonel.api.objects import Object
 from timonel.scheduler.cache import Cache, is_terminal
@@ -117,7 +118,7 @@ class ScheduleResult:
 def _window(nodes: Sequence[NodeInfo], start: int, size: int) -> list[NodeInfo]:
     end = start + size
     if end <= len(nodes):
-        return list(nodes[start:end])
+        return nodes[start:end] if isinstance(nodes, list) else list(nodes[start:end])
     return [*nodes[start:], *nodes[: end - len(nodes)]]
 
 
@@ -148,13 +149,17 @@ class SchedulingAlgorithm:
         status = self.framework.run_pre_score(state, pod, feasible)
         if not status.is_success:
             raise SchedulingError(status.message)
-        totals, _ = self.framework.run_score(state, pod, feasible)
-        best = max(totals)
-        if totals.count(best) == 1:
-            chosen = totals.index(best)
+        totals = self.framework.run_score(state, pod, feasible)
+        if totals is None:
+            # Every node ties: the same draw as choosing from the list of all positions.
+            chosen = self.rng.choice(range(len(feasible)))
         else:
-            ties = list(compress(range(len(totals)), map(best.__eq__, totals)))
-            chosen = self.rng.choice(ties)
+            best = max(totals)
+            if totals.count(best) == 1:
+                chosen = totals.index(best)
+            else:
+                ties = list(compress(range(len(totals)), map(eq, totals, repeat(best))))
+                chosen = self.rng.choice(ties)
         return ScheduleResult(feasible[chosen].name, evaluated, len(feasible), state)
 
     def _find_nodes_that_fit(
@@ -191,15 +196,21 @@ class SchedulingAlgorithm:
         to_find = num_feasible_nodes_to_find(self.framework.percentage_of_nodes_to_score, count)
         start = self.next_start_node_index % count
         filters = self.framework.active_filters(state)
+        whole_snapshot = nodes is state.snapshot.nodes
         if not filters:
-            return _window(nodes, start, min(to_find, count))
+            window = _window(nodes, start, min(to_find, count))
+            if whole_snapshot:
+                state.set_window(window, start)
+            return window
         feasible: list[NodeInfo] = []
         offset = 0
         while offset < count and len(feasible) < to_find:
             missing = to_find - len(feasible)
             size = min(max(missing, _MIN_FILTER_BATCH), count - offset)
             batch = _window(nodes, (start + offset) % count, size)
-            positions = list(range(size))
+            if whole_snapshot and not feasible:
+                state.set_window(batch, (start + offset) % count)
+            positions: Sequence[int] = range(size)
             candidates = batch
             rejected: dict[int, Status] = {}
             for plugin in filters:
@@ -219,7 +230,11 @@ class SchedulingAlgorithm:
                 processed = positions[missing - 1] + 1
                 candidates = candidates[:missing]
                 rejected = {p: s for p, s in rejected.items() if p < processed}
-            feasible.extend(candidates)
+            if feasible:
+                feasible.extend(candidates)
+            else:
+                # The very list the filters saw, so what they derived from it stays valid.
+                feasible = candidates
             for position, status in rejected.items():
                 diagnosis.node_statuses[batch[position].name] = status
                 diagnosis.add_plugin_status(status)
@@ -258,7 +273,7 @@ class Scheduler:
         self.scheduler_name = profile.scheduler_name
         self._on_unschedulable = on_unschedulable
         self._on_error = on_error
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._tasks: set[asyncio.Task[object]] = set()
         self._bind_slots = asyncio.Semaphore(max_concurrent_binds)
 
     # -- informer handlers: cheap, synchronous ----------------------------------------------
@@ -400,11 +415,8 @@ class Scheduler:
         if callback is not None:
             self._spawn(_quietly(callback, pod.pod, message))
 
-    def _spawn(self, work: Awaitable[object]) -> None:
-        async def run() -> None:
-            await work
-
-        task = asyncio.get_running_loop().create_task(run())
+    def _spawn(self, work: Coroutine[Any, Any, object]) -> None:
+        task = asyncio.get_running_loop().create_task(work)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 

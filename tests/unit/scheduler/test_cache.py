@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from tests.unit.scheduler.builders import cache_with, node, on, pod
 from timonel.scheduler.cache import Cache
-from timonel.scheduler.framework import ClusterEvent, PodInfo
+from timonel.scheduler.framework import ClusterEvent, CycleState, PodInfo
 
 ZONE = "topology.kubernetes.io/zone"
 
@@ -183,3 +183,53 @@ def test_status_updates_keep_the_parsed_pod() -> None:
     changed = cache.update_pod(ready, relabelled)
     assert changed is not info and changed is not None and changed.labels == {"app": "new"}
     assert _requested(cache, "a")[0] == 1000
+
+
+def _columns_agree(cache: Cache) -> None:
+    snapshot = cache.snapshot()
+    assert snapshot.names == [n.name for n in snapshot.nodes]
+    assert snapshot.resources == [n.resources for n in snapshot.nodes]
+    assert snapshot.label_column(ZONE) == [n.labels.get(ZONE) for n in snapshot.nodes]
+
+
+def test_snapshot_columns_follow_pods_and_nodes() -> None:
+    nodes = [node(f"{zone}{i}", labels={ZONE: zone}) for zone in "ab" for i in range(2)]
+    cache = cache_with(nodes)
+    _columns_agree(cache)
+    placed = on("a1", pod("x", cpu="1"))
+    cache.add_pod(placed)
+    _columns_agree(cache)
+    assumed = PodInfo(pod("y", cpu="2"))
+    cache.assume_pod(assumed, "b0")
+    _columns_agree(cache)
+    cache.forget_pod(assumed)
+    _columns_agree(cache)
+    cache.update_node(None, node("a0", labels={ZONE: "a"}, cpu="8"))
+    _columns_agree(cache)
+    cache.update_node(None, node("b1", labels={ZONE: "c"}))
+    _columns_agree(cache)
+    cache.remove_node(node("a1"))
+    _columns_agree(cache)
+    # A node no longer in the snapshot writes nowhere: its pods still change it.
+    cache.remove_pod(placed)
+    _columns_agree(cache)
+    cache.add_node(node("a1", labels={ZONE: "a"}))
+    _columns_agree(cache)
+
+
+def test_cycle_state_slices_a_window_of_the_snapshot() -> None:
+    nodes = [node(f"{zone}{i}", labels={ZONE: zone}) for zone in "ab" for i in range(3)]
+    cache = cache_with([*nodes, node("c0")], [on("b1", pod("x", cpu="1"))])
+    snapshot = cache.snapshot()
+    state = CycleState(snapshot)
+    # Positions 4, 5, 6 and then 0, 1: the window wraps around.
+    window = [*snapshot.nodes[4:], *snapshot.nodes[:2]]
+    state.set_window(window, 4)
+    assert state.node_names(window) == [n.name for n in window]
+    assert state.resource_states(window) == [n.resources for n in window]
+    assert state.label_values(window, ZONE) == [n.labels.get(ZONE) for n in window]
+    # Other lists, or the window once extended, are read node by node.
+    window.append(snapshot.nodes[2])
+    assert state.node_names(window) == [n.name for n in window]
+    assert state.resource_states(window) == [n.resources for n in window]
+    assert state.label_values(window, ZONE) == [n.labels.get(ZONE) for n in window]

@@ -10,10 +10,12 @@ from typing import Any
 import pytest
 
 from tests.unit.scheduler.builders import node, on, pod
-from timonel.scheduler.framework import PodInfo
+from timonel.scheduler.framework import CycleState, PodInfo
 from timonel.scheduler.scheduler import Scheduler, num_feasible_nodes_to_find, scheduled_message
 
 Obj = dict[str, Any]
+
+_PREFER_NO_SCHEDULE = {"key": "k", "value": "v", "effect": "PreferNoSchedule"}
 
 
 @pytest.mark.parametrize(
@@ -108,6 +110,29 @@ def test_the_least_loaded_node_wins() -> None:
     placed = [on("busy", pod("x", cpu="3", memory="6Gi"))]
     scheduler = _scheduler([node("busy"), node("idle")], placed)
     assert scheduler.algorithm.schedule(PodInfo(pod(cpu="500m"))).node_name == "idle"
+
+
+def test_scores_sum_weighted_plugins_and_tie_when_nothing_differs() -> None:
+    zone = "topology.kubernetes.io/zone"
+    placed = [on("busy", pod("x", cpu="3", memory="6Gi"))]
+    nodes = [node("busy"), node("idle"), node("soft", taints=[_PREFER_NO_SCHEDULE])]
+    scheduler = _scheduler([*nodes, node("big", cpu="8", labels={zone: "a"})], placed)
+    framework = scheduler.framework
+    info = PodInfo(pod(cpu="500m"))
+    snapshot = scheduler.cache.snapshot()
+    state = CycleState(snapshot)
+    assert framework.run_pre_score(state, info, snapshot.nodes).is_success
+    totals = framework.run_score(state, info, snapshot.nodes)
+    assert totals is not None
+    by_name = dict(zip((n.name for n in snapshot.nodes), totals, strict=True))
+    # The untolerated PreferNoSchedule taint costs "soft" TaintToleration's 100 x 3.
+    assert by_name["idle"] - by_name["soft"] == 300
+    assert by_name["big"] > by_name["idle"] > by_name["busy"]
+    same = _scheduler([node("a"), node("b")])
+    snapshot = same.cache.snapshot()
+    state = CycleState(snapshot)
+    assert same.framework.run_pre_score(state, info, snapshot.nodes).is_success
+    assert same.framework.run_score(state, info, snapshot.nodes) is None
 
 
 def test_a_replica_set_spreads_across_zones() -> None:

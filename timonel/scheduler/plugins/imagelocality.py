@@ -6,7 +6,16 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any, Final
 
-from timonel.scheduler.framework import MAX_NODE_SCORE, CycleState, Handle, NodeInfo, PodInfo
+from timonel.scheduler.framework import (
+    MAX_NODE_SCORE,
+    SKIP,
+    SUCCESS,
+    CycleState,
+    Handle,
+    NodeInfo,
+    PodInfo,
+    Status,
+)
 
 NAME: Final = "ImageLocality"
 
@@ -27,6 +36,13 @@ def image_priority(sum_scores: int, container_count: int) -> int:
 
 class ImageLocality:
     name = NAME
+
+    def pre_score(self, state: CycleState, pod: PodInfo, nodes: Sequence[NodeInfo]) -> Status:
+        """SKIP when no node has any of the pod's images: every node would score 0."""
+        snapshot = state.snapshot
+        if any(snapshot.image_num_nodes(image) for image in pod.images):
+            return SUCCESS
+        return SKIP
 
     def score(self, state: CycleState, pod: PodInfo, nodes: Sequence[NodeInfo]) -> list[int]:
         snapshot = state.snapshot

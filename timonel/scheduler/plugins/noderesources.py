@@ -13,7 +13,7 @@ BalancedAllocation prefers nodes whose cpu and memory would be used in equal sha
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, Final
 
 from timonel.scheduler.framework import (
@@ -133,7 +133,7 @@ class Fit:
                     rejections[index] = self._status(reasons)
             return rejections
         # Answer once per distinct resource state, then look each node up.
-        keys = [node.resources for node in nodes]
+        keys = state.resource_states(nodes)
         verdicts: dict[ResourceState, Status | None] = {}
         for key in set(keys):
             reasons = _short_of(key, cpu, memory, ephemeral)
@@ -157,9 +157,18 @@ class Fit:
     def pre_score(self, state: CycleState, pod: PodInfo, nodes: Sequence[NodeInfo]) -> Status:
         return SUCCESS
 
+    def score_resource_states(
+        self, state: CycleState, pod: PodInfo, states: Iterable[ResourceState]
+    ) -> dict[ResourceState, int] | None:
+        if self.resources != DEFAULT_RESOURCES:
+            return None
+        scorer = least_requested_score if self.strategy == LEAST_ALLOCATED else most_requested_score
+        return _allocated_cpu_memory(scorer, pod.non_zero_cpu, pod.non_zero_memory, states)
+
     def score(self, state: CycleState, pod: PodInfo, nodes: Sequence[NodeInfo]) -> list[int]:
-        if self.strategy == LEAST_ALLOCATED and self.resources == DEFAULT_RESOURCES:
-            return _least_allocated_cpu_memory(pod.non_zero_cpu, pod.non_zero_memory, nodes)
+        by_state = self.score_resource_states(state, pod, set(state.resource_states(nodes)))
+        if by_state is not None:
+            return list(map(by_state.__getitem__, state.resource_states(nodes)))
         scorer = least_requested_score if self.strategy == LEAST_ALLOCATED else most_requested_score
         amounts = [
             (name, weight, pod_request(pod, name, non_zero=True)) for name, weight in self.resources
@@ -220,25 +229,25 @@ def _short_of(state: ResourceState, cpu: int, memory: int, ephemeral: int) -> tu
     return tuple(reasons)
 
 
-def _least_allocated_cpu_memory(
-    pod_cpu: int, pod_memory: int, nodes: Sequence[NodeInfo]
-) -> list[int]:
-    """LeastAllocated over cpu and memory, weight 1 each (the default): computed once per
-    distinct node usage."""
-    keys = [node.resources for node in nodes]
+def _allocated_cpu_memory(
+    scorer: Callable[[int, int], int],
+    pod_cpu: int,
+    pod_memory: int,
+    states: Iterable[ResourceState],
+) -> dict[ResourceState, int]:
+    """The score over cpu and memory, weight 1 each (the default), per node usage."""
     table: dict[ResourceState, int] = {}
-    for key in set(keys):
+    for key in states:
         cpu_capacity, memory_capacity = key.alloc_cpu, key.alloc_memory
-        cpu_used, memory_used = key.non_zero_cpu, key.non_zero_memory
         total = weights = 0
         if cpu_capacity:
-            total += least_requested_score(cpu_used + pod_cpu, cpu_capacity)
+            total += scorer(key.non_zero_cpu + pod_cpu, cpu_capacity)
             weights += 1
         if memory_capacity:
-            total += least_requested_score(memory_used + pod_memory, memory_capacity)
+            total += scorer(key.non_zero_memory + pod_memory, memory_capacity)
             weights += 1
         table[key] = total // weights if weights else 0
-    return list(map(table.__getitem__, keys))
+    return table
 
 
 class BalancedAllocation:
@@ -250,9 +259,17 @@ class BalancedAllocation:
     def pre_score(self, state: CycleState, pod: PodInfo, nodes: Sequence[NodeInfo]) -> Status:
         return SUCCESS
 
+    def score_resource_states(
+        self, state: CycleState, pod: PodInfo, states: Iterable[ResourceState]
+    ) -> dict[ResourceState, int] | None:
+        if self.resources != DEFAULT_RESOURCES:
+            return None
+        return _balanced_cpu_memory(pod.requests.milli_cpu, pod.requests.memory, states)
+
     def score(self, state: CycleState, pod: PodInfo, nodes: Sequence[NodeInfo]) -> list[int]:
-        if self.resources == DEFAULT_RESOURCES:
-            return _balanced_cpu_memory(pod.requests.milli_cpu, pod.requests.memory, nodes)
+        by_state = self.score_resource_states(state, pod, set(state.resource_states(nodes)))
+        if by_state is not None:
+            return list(map(by_state.__getitem__, state.resource_states(nodes)))
         amounts = [(name, pod_request(pod, name, non_zero=False)) for name, _ in self.resources]
         scores = []
         for node in nodes:
@@ -284,10 +301,11 @@ def balanced_score(fractions: Sequence[float]) -> int:
     return int((1 - std) * MAX_NODE_SCORE)
 
 
-def _balanced_cpu_memory(pod_cpu: int, pod_memory: int, nodes: Sequence[NodeInfo]) -> list[int]:
-    keys = [node.resources for node in nodes]
+def _balanced_cpu_memory(
+    pod_cpu: int, pod_memory: int, states: Iterable[ResourceState]
+) -> dict[ResourceState, int]:
     table: dict[ResourceState, int] = {}
-    for key in set(keys):
+    for key in states:
         cpu_capacity, memory_capacity = key.alloc_cpu, key.alloc_memory
         cpu_used, memory_used = key.req_cpu, key.req_memory
         fractions = []
@@ -296,7 +314,7 @@ def _balanced_cpu_memory(pod_cpu: int, pod_memory: int, nodes: Sequence[NodeInfo
         if memory_capacity:
             fractions.append(min((memory_used + pod_memory) / memory_capacity, 1.0))
         table[key] = balanced_score(fractions)
-    return list(map(table.__getitem__, keys))
+    return table
 
 
 def new_fit(args: Mapping[str, Any], handle: Handle) -> Fit:

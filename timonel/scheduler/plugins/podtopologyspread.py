@@ -19,7 +19,8 @@ import itertools
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
-from typing import Any, Final
+from operator import add, getitem, mul
+from typing import Any, Final, cast
 
 from timonel.api.selectors import LabelSelector, Operator, Requirement
 from timonel.scheduler.cache import PodGroup, Snapshot, count_in_topology
@@ -94,9 +95,68 @@ def _hostname_counts(groups: Sequence[PodGroup], names: Sequence[str]) -> list[i
         return [0] * len(names)
     counts = list(map(groups[0].node_counts.get, names, itertools.repeat(0)))
     for group in groups[1:]:
-        on_node = group.node_counts
-        counts = [c + on_node.get(name, 0) for c, name in zip(counts, names, strict=True)]
+        on_node = map(group.node_counts.get, names, itertools.repeat(0))
+        counts = list(map(add, counts, on_node))
     return counts
+
+
+class _Weighted:
+    """One score constraint whose key every node carries: its weight and each node's
+    count, given directly (hostname) or as the node's domain and the domain's count."""
+
+    __slots__ = ("_counts", "domain_counts", "values", "weight")
+
+    def __init__(
+        self,
+        weight: float,
+        counts: list[int] | None,
+        values: list[str] | None = None,
+        domain_counts: Mapping[str, int] | None = None,
+    ) -> None:
+        self.weight = weight
+        self._counts = counts
+        self.values = values or []
+        self.domain_counts = domain_counts or {}
+
+    @property
+    def by_domain(self) -> bool:
+        return self._counts is None
+
+    def counts(self) -> list[int]:
+        if self._counts is None:
+            self._counts = list(map(self.domain_counts.__getitem__, self.values))
+        return self._counts
+
+
+def _two_weighted(first: _Weighted, second: _Weighted, constant: float, size: int) -> list[int]:
+    """int(a * w1 + b * w2 + constant) for each node's counts (a, b)."""
+    w1, w2 = first.weight, second.weight
+    if first.by_domain != second.by_domain:
+        # Per-node counts and a per-domain count: one row of scores per domain, indexed by
+        # the per-node count, then each node's score is looked up without arithmetic.
+        direct, domains = (second, first) if first.by_domain else (first, second)
+        counts = direct.counts()
+        top = max(counts, default=0)
+        if len(domains.domain_counts) * (top + 1) <= size:
+            rows: dict[str, list[int]] = {}
+            for value, b in domains.domain_counts.items():
+                if first.by_domain:
+                    rows[value] = [int(b * w1 + a * w2 + constant) for a in range(top + 1)]
+                else:
+                    rows[value] = [int(a * w1 + b * w2 + constant) for a in range(top + 1)]
+            return list(map(getitem, map(rows.__getitem__, domains.values), counts))
+    firsts, seconds = first.counts(), second.counts()
+    if not firsts:
+        return []
+    # Counts are small non-negative ints and pairs repeat across nodes: each pair as one
+    # int, a * base + b, computed without a Python-level loop, and scored once.
+    base = max(seconds) + 1
+    pairs = list(map(add, map(mul, firsts, itertools.repeat(base)), seconds))
+    table = {}
+    for pair in set(pairs):
+        a, b = divmod(pair, base)
+        table[pair] = int(a * w1 + b * w2 + constant)
+    return list(map(table.__getitem__, pairs))
 
 
 def _domains_among(nodes: Sequence[NodeInfo], key: str, snapshot: Snapshot) -> set[str]:
@@ -308,7 +368,7 @@ class PodTopologySpread:
         # it carries. Constraints whose key every node carries contribute a weighted count
         # vector and a constant; the others a per-node vector of their own.
         constant = 0.0
-        weighted: list[tuple[list[int], float]] = []
+        weighted: list[_Weighted] = []
         masked: list[list[float]] = []
         names: list[str] | None = None
         for entry in prepared.soft:
@@ -318,17 +378,19 @@ class PodTopologySpread:
             everywhere = snapshot.on_every_node(key)
             if key == LABEL_HOSTNAME:
                 if names is None:
-                    names = [n.name for n in nodes]
+                    names = state.node_names(nodes)
                 counts = _hostname_counts(entry.groups, names)
+                if everywhere:
+                    weighted.append(_Weighted(weight, counts))
             elif everywhere:
                 # Every scored node's value is one of the domains counted in PreScore.
-                counts = list(map(entry.domain_counts.__getitem__, [n.labels[key] for n in nodes]))
+                values = cast(list[str], state.label_values(nodes, key))
+                weighted.append(_Weighted(weight, None, values, entry.domain_counts))
             else:
                 in_domain = entry.domain_counts
                 counts = [in_domain.get(n.labels.get(key, ""), 0) for n in nodes]
             if everywhere:
                 constant += skew
-                weighted.append((counts, weight))
             else:
                 present = [key in n.labels for n in nodes]
                 masked.append(
@@ -336,13 +398,12 @@ class PodTopologySpread:
                 )
         constant += 0.5  # math.Round, for the non-negative totals here
         if len(weighted) == 2 and not masked:
-            (first, w1), (second, w2) = weighted
-            scores = [int(a * w1 + b * w2 + constant) for a, b in zip(first, second, strict=True)]
+            scores = _two_weighted(weighted[0], weighted[1], constant, len(nodes))
         elif len(weighted) == 1 and not masked:
-            (first, w1) = weighted[0]
+            first, w1 = weighted[0].counts(), weighted[0].weight
             scores = [int(a * w1 + constant) for a in first]
         else:
-            columns = [[c * w for c in counts] for counts, w in weighted] + masked
+            columns = [[c * item.weight for c in item.counts()] for item in weighted] + masked
             scores = [int(sum(column) + constant) for column in zip(*columns, strict=True)]
         if prepared.ignored:
             ignored = prepared.ignored
@@ -361,12 +422,16 @@ class PodTopologySpread:
         if not valid:
             scores[:] = [0] * len(scores)
             return
-        lowest, highest = min(valid), max(valid)
+        # Few distinct scores: each is normalised once, then looked up per node.
+        distinct = set(scores)
+        valid_distinct = set(valid) if ignored else distinct
+        lowest, highest = min(valid_distinct), max(valid_distinct)
         if highest == 0:
             normalized = [MAX_NODE_SCORE] * len(scores)
         else:
             total, top = highest + lowest, MAX_NODE_SCORE
-            normalized = [top * (total - s) // highest for s in scores]
+            by_score = {s: top * (total - s) // highest for s in distinct}
+            normalized = list(map(by_score.__getitem__, scores))
         if ignored:
             normalized = [
                 0 if n.name in ignored else s for n, s in zip(nodes, normalized, strict=True)

@@ -7,6 +7,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any, Final
 
 from timonel.scheduler.framework import (
+    SKIP,
     SUCCESS,
     ClusterEvent,
     CycleState,
@@ -67,6 +68,8 @@ class TaintToleration:
         return rejections
 
     def pre_score(self, state: CycleState, pod: PodInfo, nodes: Sequence[NodeInfo]) -> Status:
+        if not state.snapshot.any_prefer_no_schedule_taints:
+            return SKIP  # every node would score the same
         prefer = tuple(
             t for t in pod.tolerations if not t.effect or t.effect == EFFECT_PREFER_NO_SCHEDULE
         )
