@@ -21,7 +21,6 @@ Every authenticated user is also in `system:authenticated`.
 from __future__ import annotations
 
 import hashlib
-import hmac
 import ssl
 from collections.abc import Callable, Mapping
 from typing import Any, Final
@@ -66,6 +65,10 @@ def _subject_values(name: Any, attribute: str) -> list[str]:
     return values
 
 
+# The most client certificates whose users are remembered at once.
+_CERTIFICATE_USERS_LIMIT = 4096
+
+
 class Authenticator:
     """Maps a request's credentials to a `UserInfo`; see the module docstring."""
 
@@ -85,13 +88,16 @@ class Authenticator:
             bootstrap = join_token_user(join_token)
             entries[join_token] = bootstrap
             entries.setdefault(parse_token(join_token).password, bootstrap)
-        # Tokens are kept as digests and all compared every time, so neither a dict lookup
-        # nor an early exit says how close a guess came.
-        self._tokens = [
-            (hashlib.sha256(token.encode()).digest(), _with_authenticated_group(user))
+        # Tokens are kept as SHA-256 digests and looked up by the digest of the one
+        # presented: how far a lookup got says nothing about how close a guess came.
+        self._tokens = {
+            hashlib.sha256(token.encode()).digest(): _with_authenticated_group(user)
             for token, user in entries.items()
             if token
-        ]
+        }
+        # The user of the certificate a connection presented, by that connection's
+        # `getpeercert()` dict (one per connection, asked again on every request).
+        self._certificate_users: dict[int, tuple[dict[str, Any], UserInfo | None]] = {}
 
     def authenticate(
         self, peercert: dict[str, Any] | None, authorization_header: str | None
@@ -99,7 +105,15 @@ class Authenticator:
         """`peercert` is what `SSLSocket.getpeercert()` returned: a certificate the
         server's TLS context already verified, or None."""
         if peercert:
-            user = self._certificate_user(peercert)
+            cached = self._certificate_users.get(id(peercert))
+            if cached is not None and cached[0] is peercert:
+                user = cached[1]
+            else:
+                user = self._certificate_user(peercert)
+                if len(self._certificate_users) >= _CERTIFICATE_USERS_LIMIT:
+                    self._certificate_users.clear()
+                # Holding the dict keeps its id from being reused by another.
+                self._certificate_users[id(peercert)] = (peercert, user)
             if user is not None:
                 return user
         if authorization_header:
@@ -122,11 +136,7 @@ class Authenticator:
         if len(parts) < 2 or parts[0].lower() != "bearer" or not parts[1]:
             return None
         token = parts[1]
-        digest = hashlib.sha256(token.encode()).digest()
-        found: UserInfo | None = None
-        for known, user in self._tokens:
-            if hmac.compare_digest(digest, known):
-                found = user
+        found = self._tokens.get(hashlib.sha256(token.encode()).digest())
         if found is None and self.token_verifier is not None and token.count(".") == 2:
             found = self.token_verifier(token)
         return found

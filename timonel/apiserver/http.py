@@ -8,17 +8,22 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
+import re
 import ssl
 from collections.abc import AsyncIterator, Callable
+from http import HTTPStatus
 from typing import Any
 
-from aiohttp import web
+from aiohttp import hdrs, web
+from aiohttp.helpers import rfc822_formatted_time
+from aiohttp.http import SERVER_SOFTWARE, HttpVersion11
 from multidict import CIMultiDict
 
 from timonel.api import errors
 from timonel.apiserver import nodeproxy
-from timonel.apiserver.context import ApiRequest, status_response
+from timonel.apiserver.context import ApiRequest, ApiResponse, status_response
 from timonel.apiserver.negotiation import MAX_BODY_BYTES
 from timonel.apiserver.server import ApiServer
 
@@ -42,13 +47,17 @@ def make_server(api: ApiServer) -> web.Server:
         )
 
     async def dispatch(request: web.BaseRequest) -> web.StreamResponse:
-        if nodeproxy.is_proxied_upgrade(request.path, request.headers):
+        headers = request.headers
+        # Only an upgrade request (an Upgrade header) may be one the kubelet answers.
+        if hdrs.UPGRADE in headers and nodeproxy.is_proxied_upgrade(request.path, headers):
             # exec, attach, port-forward: the connection itself goes to the kubelet.
             return await nodeproxy.serve_upgrade(api, request)
-        try:
-            body = await request.read()
-        except web.HTTPRequestEntityTooLarge:
-            return _to_aiohttp(status_response(errors.request_entity_too_large(MAX_BODY_BYTES)))
+        body = b""
+        if request.body_exists:
+            try:
+                body = await request.read()
+            except web.HTTPRequestEntityTooLarge:
+                return _to_aiohttp(status_response(errors.request_entity_too_large(MAX_BODY_BYTES)))
         peercert: Any = None
         transport = request.transport
         if transport is not None:
@@ -57,7 +66,7 @@ def make_server(api: ApiServer) -> web.Server:
             method=request.method,
             path=request.path,
             query=request.query,
-            headers=request.headers,
+            headers=headers,
             body=body,
             peercert=peercert or None,
             remote=request.remote or "",
@@ -65,7 +74,10 @@ def make_server(api: ApiServer) -> web.Server:
         )
         response = await api.handle(api_request)
         if response.stream is None:
-            return _to_aiohttp(response)
+            head = _plain_head(request, response)
+            if head is None:
+                return _to_aiohttp(response)
+            return await _write_plain(request, head, response.body)
         stream = web.StreamResponse(
             status=response.status,
             headers={**response.headers, "Content-Type": response.content_type},
@@ -114,12 +126,99 @@ async def _write_chunks(
         await stream.write(b"".join(held))
 
 
+# What a plain response may carry besides its content type, for `_plain_head`.
+_PLAIN_HEADERS = frozenset(("ETag", "Warning"))
+# What aiohttp refuses in a header (a header injection): such a response goes its way.
+_FORBIDDEN_IN_HEADER = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
+_STATUS_LINES = {
+    status.value: f"HTTP/1.1 {status.value} {status.phrase}\r\n" for status in HTTPStatus
+}
+_SERVER_HEADER = f"Server: {SERVER_SOFTWARE}\r\n"
+
+
+@functools.lru_cache(maxsize=64)
+def _content_type_line(content_type: str) -> str | None:
+    # Responses come in a handful of content types: each is checked once.
+    if _FORBIDDEN_IN_HEADER.search(content_type) is not None:
+        return None
+    return f"Content-Type: {content_type}\r\n"
+
+
+def _plain_head(request: web.BaseRequest, response: ApiResponse) -> bytes | None:
+    """The status line and headers aiohttp would send for `response`, for the usual
+    case (HTTP/1.1, a body that goes out, only the headers the API sets); None for
+    anything else, which aiohttp's own response handles."""
+    status = response.status
+    if (
+        status < 200
+        or status in (204, 304)
+        or request.method in ("HEAD", "CONNECT")
+        or request.version != HttpVersion11
+    ):
+        return None
+    content_type = _content_type_line(response.content_type)
+    if content_type is None:
+        return None
+    lines = [_STATUS_LINES.get(status) or f"HTTP/1.1 {status} \r\n"]
+    for name, value in response.headers.items():
+        if name not in _PLAIN_HEADERS or _FORBIDDEN_IN_HEADER.search(value) is not None:
+            return None
+        lines.append(f"{name}: {value}\r\n")
+    # aiohttp's order: the response's headers, Content-Length, Date, Server, Connection.
+    lines.append(content_type)
+    lines.append(f"Content-Length: {len(response.body)}\r\nDate: {rfc822_formatted_time()}\r\n")
+    lines.append(_SERVER_HEADER)
+    lines.append("\r\n" if request.keep_alive else "Connection: close\r\n\r\n")
+    return "".join(lines).encode("utf-8")
+
+
+class _WrittenResponse(web.StreamResponse):
+    """A response already written in full: aiohttp has nothing left to send, and only
+    learns from it whether the connection stays open. Nothing in it changes, so two
+    instances serve every request."""
+
+    def __init__(self, keep_alive: bool) -> None:
+        super().__init__()
+        self._keeps_alive = keep_alive
+
+    @property
+    def keep_alive(self) -> bool | None:
+        return self._keeps_alive
+
+    async def prepare(self, request: web.BaseRequest) -> None:
+        return None
+
+    async def write_eof(self, data: bytes = b"") -> None:
+        return None
+
+
+_WRITTEN_KEEP_ALIVE = _WrittenResponse(keep_alive=True)
+_WRITTEN_CLOSE = _WrittenResponse(keep_alive=False)
+
+
+async def _write_plain(request: web.BaseRequest, head: bytes, body: bytes) -> web.StreamResponse:
+    """Send head and body as one write, skipping aiohttp's per-response header work
+    (the same bytes as web.Response would produce, see `_plain_head`)."""
+    try:
+        await request.writer.write_eof(head + body)
+    except ConnectionError:
+        return _WRITTEN_CLOSE  # the client went: nothing more on this connection
+    return _WRITTEN_KEEP_ALIVE if request.keep_alive else _WRITTEN_CLOSE
+
+
 def _to_aiohttp(response: Any) -> web.Response:
-    headers = CIMultiDict(response.headers)
-    headers["Content-Type"] = response.content_type
     if response.status == 304:
+        headers = CIMultiDict(response.headers)
         headers.pop("Content-Type", None)
         return web.Response(status=304, headers=headers)
+    if not response.headers:  # most responses: only the content type to add
+        return web.Response(
+            status=response.status,
+            body=response.body,
+            headers={"Content-Type": response.content_type},
+        )
+    headers = CIMultiDict(response.headers)
+    headers["Content-Type"] = response.content_type
     return web.Response(status=response.status, body=response.body, headers=headers)
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import bisect
-from collections import defaultdict
 
 # kube-apiserver's apiserver_request_duration_seconds buckets.
 BUCKETS = (
@@ -33,33 +32,44 @@ BUCKETS = (
 )
 
 
+class _Latencies:
+    """One (verb, group, resource)'s histogram: per-bucket counts, their sum and total."""
+
+    __slots__ = ("buckets", "seconds", "total")
+
+    def __init__(self) -> None:
+        self.buckets = [0] * len(BUCKETS)
+        self.seconds = 0.0
+        self.total = 0
+
+
 class RequestMetrics:
     def __init__(self) -> None:
-        self._counts: dict[tuple[str, str, str, str], int] = defaultdict(int)
-        self._buckets: dict[tuple[str, str, str], list[int]] = {}
-        self._sums: dict[tuple[str, str, str], float] = defaultdict(float)
-        self._totals: dict[tuple[str, str, str], int] = defaultdict(int)
+        self._counts: dict[tuple[str, str, str, int], int] = {}
+        self._latencies: dict[tuple[str, str, str], _Latencies] = {}
 
     def observe(self, verb: str, group: str, resource: str, code: int, seconds: float) -> None:
-        self._counts[(verb, group, resource, str(code))] += 1
+        counted = (verb, group, resource, code)
+        self._counts[counted] = self._counts.get(counted, 0) + 1
         if verb == "WATCH":
             return  # a watch lasts as long as the client wants: not a latency
         key = (verb, group, resource)
-        buckets = self._buckets.get(key)
-        if buckets is None:
-            buckets = self._buckets[key] = [0] * len(BUCKETS)
+        latencies = self._latencies.get(key)
+        if latencies is None:
+            latencies = self._latencies[key] = _Latencies()
         index = bisect.bisect_left(BUCKETS, seconds)
         if index < len(BUCKETS):
-            buckets[index] += 1
-        self._sums[key] += seconds
-        self._totals[key] += 1
+            latencies.buckets[index] += 1
+        latencies.seconds += seconds
+        latencies.total += 1
 
     def render(self) -> str:
         lines = [
             "# HELP apiserver_request_total Counter of apiserver requests broken out for each verb, group, resource and HTTP response code.",
             "# TYPE apiserver_request_total counter",
         ]
-        for (verb, group, resource, code), count in sorted(self._counts.items()):
+        counts = sorted(((v, g, r, str(c)), n) for (v, g, r, c), n in self._counts.items())
+        for (verb, group, resource, code), count in counts:
             lines.append(
                 f'apiserver_request_total{{code="{code}",group="{group}",resource="{resource}",verb="{verb}"}} {count}'
             )
@@ -67,18 +77,18 @@ class RequestMetrics:
             "# HELP apiserver_request_duration_seconds Response latency distribution in seconds for each verb, group and resource.",
             "# TYPE apiserver_request_duration_seconds histogram",
         ]
-        for (verb, group, resource), buckets in sorted(self._buckets.items()):
+        for (verb, group, resource), latencies in sorted(
+            self._latencies.items(), key=lambda item: item[0]
+        ):
             labels = f'group="{group}",resource="{resource}",verb="{verb}"'
             cumulative = 0
-            for bound, count in zip(BUCKETS, buckets, strict=True):
+            for bound, count in zip(BUCKETS, latencies.buckets, strict=True):
                 cumulative += count
                 lines.append(
                     f'apiserver_request_duration_seconds_bucket{{{labels},le="{bound}"}} {cumulative}'
                 )
-            total = self._totals[(verb, group, resource)]
+            total = latencies.total
             lines.append(f'apiserver_request_duration_seconds_bucket{{{labels},le="+Inf"}} {total}')
-            lines.append(
-                f"apiserver_request_duration_seconds_sum{{{labels}}} {self._sums[(verb, group, resource)]}"
-            )
+            lines.append(f"apiserver_request_duration_seconds_sum{{{labels}}} {latencies.seconds}")
             lines.append(f"apiserver_request_duration_seconds_count{{{labels}}} {total}")
         return "\n".join(lines) + "\n"

@@ -7,6 +7,7 @@ object itself or, when the client asks for `as=Table`, a meta.k8s.io/v1 Table.
 
 from __future__ import annotations
 
+import functools
 from enum import Enum
 from typing import Any
 
@@ -111,15 +112,20 @@ def wants_table(accept: str | None) -> bool:
 
 def check_acceptable(accept: str | None) -> None:
     """406 when the client accepts nothing we can produce (JSON, YAML or a Table)."""
-    if not accept:
-        return
+    if accept and not _acceptable(accept):
+        raise errors.not_acceptable(accept)
+
+
+@functools.lru_cache(maxsize=256)
+def _acceptable(accept: str) -> bool:
+    # Clients send the same few Accept headers over and over.
     for part in accept.split(","):
         kind = media_type(part)
         if kind in (JSON, "*/*", "application/*", PROTOBUF, YAML, "") or kind.startswith(
             "application/json"
         ):
-            return
-    raise errors.not_acceptable(accept)
+            return True
+    return False
 
 
 def encode(value: Any) -> bytes:

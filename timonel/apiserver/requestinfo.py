@@ -29,8 +29,28 @@ class RequestInfo:
 
 _WATCH_TRUE = ("1", "true", "True")
 
+# Requests repeat the same few paths (a node renews its own Lease, a controller reads the
+# same objects): the parsed, immutable answers are kept, up to a bound, for paths of
+# ordinary length.
+_PARSED_LIMIT = 32768
+_PARSED_PATH_LIMIT = 256
+_parsed: dict[tuple[str, str, bool], RequestInfo] = {}
+
 
 def parse_request_info(method: str, path: str, query_watch: str | None) -> RequestInfo:
+    key = (method, path, query_watch in _WATCH_TRUE)
+    info = _parsed.get(key)
+    if info is None:
+        info = _parse(method, path, key[2])
+        if len(path) > _PARSED_PATH_LIMIT:
+            return info
+        if len(_parsed) >= _PARSED_LIMIT:
+            _parsed.clear()
+        _parsed[key] = info
+    return info
+
+
+def _parse(method: str, path: str, watch: bool) -> RequestInfo:
     method_verb = method.lower()
     segments = tuple(s for s in path.strip("/").split("/") if s)
     if not segments or segments[0] not in ("api", "apis"):
@@ -63,7 +83,7 @@ def parse_request_info(method: str, path: str, query_watch: str | None) -> Reque
     extra = rest[3:]
 
     if method_verb == "get":
-        verb = "get" if name else "watch" if query_watch in _WATCH_TRUE else "list"
+        verb = "get" if name else "watch" if watch else "list"
     elif method_verb == "post":
         verb = "create"
     elif method_verb == "put":

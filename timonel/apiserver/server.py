@@ -311,17 +311,22 @@ class ApiServer:
     async def _handle(self, request: ApiRequest, info: RequestInfo) -> ApiResponse:
         if len(request.body) > MAX_BODY_BYTES:
             raise errors.request_entity_too_large(MAX_BODY_BYTES)
-        path = request.path.rstrip("/") or "/"
-        if path in ("/healthz", "/livez", "/readyz") or path.startswith(
-            ("/healthz/", "/livez/", "/readyz/")
-        ):
-            if path.startswith("/readyz") and not self.ready.is_set():
-                return ApiResponse(
-                    503, b"[-]informer-sync failed: not ready\nreadyz check failed", "text/plain"
-                )
-            return ApiResponse(200, b"ok", "text/plain; charset=utf-8")
-        if path == "/cacerts" and self.config.ca_cert_pem:
-            return ApiResponse(200, self.config.ca_cert_pem, "text/plain")
+        path = request.path
+        # Resource paths (/api/..., /apis/...) are none of the other endpoints.
+        if not info.is_resource:
+            path = path.rstrip("/") or "/"
+            if path in ("/healthz", "/livez", "/readyz") or path.startswith(
+                ("/healthz/", "/livez/", "/readyz/")
+            ):
+                if path.startswith("/readyz") and not self.ready.is_set():
+                    return ApiResponse(
+                        503,
+                        b"[-]informer-sync failed: not ready\nreadyz check failed",
+                        "text/plain",
+                    )
+                return ApiResponse(200, b"ok", "text/plain; charset=utf-8")
+            if path == "/cacerts" and self.config.ca_cert_pem:
+                return ApiResponse(200, self.config.ca_cert_pem, "text/plain")
         request.user = self.authenticator.authenticate(
             request.peercert, request.headers.get("Authorization")
         )
@@ -329,6 +334,9 @@ class ApiServer:
             raise errors.unauthorized()
         if self.authorizer is not None:
             self.authorizer.admit(request, info)
+        if info.is_resource:
+            check_acceptable(request.headers.get("Accept"))
+            return await self._resource(request, info)
         if path == nodecerts.PATH and self.kubelet_signer is not None:
             return await self.kubelet_signer.serve(request)
         if path == "/version":
@@ -337,10 +345,7 @@ class ApiServer:
             return ApiResponse(200, self.metrics.render().encode(), "text/plain; version=0.0.4")
         if path.startswith("/openapi/"):
             return self._openapi(request, path)
-        if not info.is_resource:
-            return self._discovery(request, info, path)
-        check_acceptable(request.headers.get("Accept"))
-        return await self._resource(request, info)
+        return self._discovery(request, info, path)
 
     # -- non-resource endpoints -------------------------------------------------------
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Final
 
 import orjson
 
@@ -14,10 +14,19 @@ from timonel.api.objects import Object
 from timonel.client.resources import Resource
 from timonel.client.transport import Query, RawResponse, StreamRefused, Transport
 
+JSON = "application/json"
 MERGE_PATCH = "application/merge-patch+json"
 STRATEGIC_MERGE_PATCH = "application/strategic-merge-patch+json"
 JSON_PATCH = "application/json-patch+json"
 APPLY_PATCH = "application/apply-patch+yaml"
+
+
+def _headers_for(content_type: str) -> dict[str, str]:
+    return {"Content-Type": content_type, "Accept": JSON}
+
+
+# Shared by every JSON request: transports copy the headers they are given.
+_JSON_HEADERS: Final = _headers_for(JSON)
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,12 +73,12 @@ class ApiClient:
         *,
         query: Query | None = None,
         body: Any = None,
-        content_type: str = "application/json",
+        content_type: str = JSON,
     ) -> Object:
         raw = (
             body if isinstance(body, bytes) else (orjson.dumps(body) if body is not None else None)
         )
-        headers = {"Content-Type": content_type, "Accept": "application/json"}
+        headers = _JSON_HEADERS if content_type == JSON else _headers_for(content_type)
         response = await self.transport.request(
             method, path, query=query, body=raw, headers=headers
         )

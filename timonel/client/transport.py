@@ -18,6 +18,9 @@ from multidict import MultiDict
 
 Query = Mapping[str, str | list[str]]
 
+# A request that takes longer has failed (watches stream without this limit).
+_REQUEST_TIMEOUT = aiohttp.ClientTimeout(total=60)
+
 
 @dataclass
 class RawResponse:
@@ -103,10 +106,10 @@ class HttpsTransport:
         async with self._client().request(
             method,
             self.server + path,
-            params=as_multidict(query),
+            params=as_multidict(query) if query else None,
             data=body,
-            headers=dict(headers or {}),
-            timeout=aiohttp.ClientTimeout(total=60),
+            headers=dict(headers) if headers else None,
+            timeout=_REQUEST_TIMEOUT,
         ) as response:
             return RawResponse(
                 response.status, await response.read(), response.headers.get("Content-Type", "")

@@ -142,3 +142,26 @@ def test_ca_given_as_text(cluster: pki.ClusterPKI, ca_subject: Any) -> None:
     authenticator = Authenticator(cluster.ca_cert_pem.decode(), {})
     user = authenticator.authenticate(peercert(ca_subject, ("commonName", "bob")), None)
     assert user is not None and user.name == "bob"
+
+
+def test_each_connections_certificate_keeps_its_own_user(
+    authenticator: Authenticator, ca_subject: Any
+) -> None:
+    # A connection presents the same getpeercert() dict on every request.
+    alice = peercert(ca_subject, ("commonName", "alice"))
+    bob = peercert(ca_subject, ("organizationName", "team-b"), ("commonName", "bob"))
+    stranger = peercert(((("commonName", "some-other-ca"),),), ("commonName", "mallory"))
+    for _ in range(3):
+        assert authenticator.authenticate(alice, None) == UserInfo(
+            "alice", ("system:authenticated",)
+        )
+        assert authenticator.authenticate(bob, None) == UserInfo(
+            "bob", ("team-b", "system:authenticated")
+        )
+        assert authenticator.authenticate(stranger, None) is None
+    # Certificates that come and go (connections closing) are each decided afresh.
+    for n in range(50):
+        cert = peercert(ca_subject, ("commonName", f"user-{n}"))
+        assert authenticator.authenticate(cert, None) == UserInfo(
+            f"user-{n}", ("system:authenticated",)
+        )

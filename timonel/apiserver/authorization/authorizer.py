@@ -45,6 +45,9 @@ IMPERSONATE_GROUP: Final = "Impersonate-Group"
 IMPERSONATE_UID: Final = "Impersonate-Uid"
 IMPERSONATE_EXTRA_PREFIX: Final = "Impersonate-Extra-"
 
+# The most RBAC answers remembered between changes of the RBAC objects.
+_DECISIONS_LIMIT = 32768
+
 # (group, version, plural) -> the watch cache holding that resource.
 CacheLookup = Callable[[str, str, str], "WatchCache | None"]
 
@@ -94,6 +97,9 @@ class RBACAuthorizer:
         self._caches = caches
         self._index = PolicyIndex()
         self._stale = True
+        # The index's answers so far, by (user name, groups, attributes): RBAC reads
+        # nothing else, and a rebuilt index starts afresh.
+        self._decisions: dict[tuple[str, tuple[str, ...], Attributes], tuple[bool, str]] = {}
         self._followers: list[asyncio.Task[None]] = []
         # Writes a ClusterRole back (the aggregation controller's job): set by the control
         # plane, which writes through the API as itself.
@@ -127,10 +133,10 @@ class RBACAuthorizer:
             try:
                 await cache.ready.wait()
                 revision = cache.revision
-                self._stale = True
+                self.policy_changed()
                 async for event in cache.watch(after=revision):
                     if event.type != "BOOKMARK":
-                        self._stale = True
+                        self.policy_changed()
                         if plural == "clusterroles":
                             self._aggregate_soon()
             except asyncio.CancelledError:
@@ -164,9 +170,15 @@ class RBACAuthorizer:
                 except Exception:
                     log.exception("cannot aggregate ClusterRole %s", name)
 
+    def policy_changed(self) -> None:
+        """An RBAC object changed: the next decision rebuilds the index (and forgets
+        the answers given so far)."""
+        self._stale = True
+
     def _current(self) -> PolicyIndex:
         if self._stale:
             self._stale = False
+            self._decisions = {}
             self._index = PolicyIndex.build(
                 roles=self._items("roles"),
                 cluster_roles=self._items("clusterroles"),
@@ -185,7 +197,15 @@ class RBACAuthorizer:
         """(allowed, reason) as kube-apiserver's authorizer chain answers."""
         if SYSTEM_MASTERS in user.groups:
             return True, ""
-        return self._current().authorize(user, attributes)
+        index = self._current()
+        key = (user.name, user.groups, attributes)
+        decision = self._decisions.get(key)
+        if decision is None:
+            decision = index.authorize(user, attributes)
+            if len(self._decisions) >= _DECISIONS_LIMIT:
+                self._decisions.clear()
+            self._decisions[key] = decision
+        return decision
 
     def review(self, user: UserInfo, spec: dict[str, Any]) -> Decision:
         """A SubjectAccessReview's answer for `spec`'s attributes."""
@@ -216,6 +236,9 @@ class RBACAuthorizer:
             request.impersonator = user
             user = self.impersonate(user, request)
             request.user = user
+        if SYSTEM_MASTERS in user.groups:
+            request.authorization = (True, "")  # as `authorize` answers, sooner
+            return
         attributes = request_attributes(info)
         allowed, reason = self.authorize(user, attributes)
         request.authorization = (allowed, reason)

@@ -104,3 +104,41 @@ def test_impersonation() -> None:
         "system:serviceaccount:ns:robot",
         ("system:serviceaccounts", "system:serviceaccounts:ns", "system:authenticated"),
     )
+
+
+def test_answers_follow_rbac_changes() -> None:
+    objects: dict[str, list[dict[str, Any]]] = {}
+
+    def cache(group: str, version: str, plural: str) -> Any:
+        return SimpleNamespace(list=lambda: SimpleNamespace(items=objects.get(plural, [])))
+
+    rbac = RBACAuthorizer(cache)
+    path = "/api/v1/namespaces/a/pods/web"
+    with pytest.raises(StatusError):
+        admit(rbac, BOB, path)
+    objects.update(
+        clusterroles=[
+            {
+                "metadata": {"name": "pod-reader"},
+                "rules": [{"verbs": ["get"], "apiGroups": [""], "resources": ["pods"]}],
+            }
+        ],
+        clusterrolebindings=[
+            {
+                "metadata": {"name": "bob-reads-pods"},
+                "roleRef": {"kind": "ClusterRole", "name": "pod-reader"},
+                "subjects": [{"kind": "User", "name": "bob"}],
+            }
+        ],
+    )
+    rbac.policy_changed()
+    allowed, reason = admit(rbac, BOB, path).authorization or (False, "")
+    assert allowed
+    assert "bob-reads-pods" in reason
+    # Another user is decided on its own.
+    with pytest.raises(StatusError):
+        admit(rbac, UserInfo("carol", ("system:authenticated",)), path)
+    objects.clear()
+    rbac.policy_changed()
+    with pytest.raises(StatusError):
+        admit(rbac, BOB, path)
