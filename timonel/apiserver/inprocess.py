@@ -89,17 +89,6 @@ class InProcessTransport:
             raise _status_error(response.status, response.body)
         return _parsed_events(response.stream)
 
-    async def watch_events(
-        self, path: str, *, query: Query | None = None, headers: Mapping[str, str] | None = None
-    ) -> AsyncIterator[tuple[str, Object]]:
-        """`open_watch` as one async generator, closing the watch when it ends."""
-        events = await self.open_watch(path, query=query, headers=headers)
-        try:
-            async for event in events:
-                yield event
-        finally:
-            await _close(events)
-
     async def close(self) -> None:
         return None
 

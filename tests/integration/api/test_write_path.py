@@ -189,10 +189,14 @@ async def _collect_events(
     transport: InProcessTransport, path: str, query: dict[str, str | list[str]], count: int
 ) -> list[tuple[str, Object]]:
     events: list[tuple[str, Object]] = []
-    async for event in transport.watch_events(path, query=query):
-        events.append(event)
-        if len(events) == count:
-            break
+    watch = await transport.open_watch(path, query=query)
+    try:
+        async for event in watch:
+            events.append(event)
+            if len(events) == count:
+                break
+    finally:
+        await watch.aclose()  # type: ignore[attr-defined]
     return events
 
 
@@ -292,10 +296,9 @@ async def test_a_refused_in_process_watch_raises_the_server_s_status(
 ) -> None:
     transport = _transport(plane)
     with pytest.raises(StatusError) as refused:
-        async for _ in transport.watch_events(
+        await transport.open_watch(
             CONFIGMAPS.path(NAMESPACE), query={"watch": "true", "resourceVersion": "x"}
-        ):
-            pass
+        )
     assert refused.value.code == 400
 
 
