@@ -15,6 +15,7 @@ import orjson
 import pytest
 
 from tests.unit.jsonpaths import paths, value_at
+from tests.unit.sample_objects import deployment, lease, metadata
 from timonel.patch import managedfields, typed
 from timonel.patch.fieldpath import key_element
 from timonel.schema.definitions import kubernetes_definitions
@@ -31,35 +32,11 @@ DEPLOYMENT = _shape("apps", "v1", "Deployment")
 SERVICE = _shape("", "v1", "Service")
 
 
-def _meta(name: str) -> dict[str, Any]:
-    return {
-        "name": name,
-        "namespace": "ns",
-        "uid": "5d0c8d9e-0c1f-4a0e-9b1a-3f6f8b1d2c3e",
-        "resourceVersion": "7",
-        "creationTimestamp": "2026-01-01T00:00:00Z",
-        "labels": {"app": name},
-    }
-
-
-def _lease() -> dict[str, Any]:
-    return {
-        "apiVersion": "coordination.k8s.io/v1",
-        "kind": "Lease",
-        "metadata": _meta("n1"),
-        "spec": {
-            "holderIdentity": "n1",
-            "leaseDurationSeconds": 40,
-            "renewTime": "2026-01-01T00:00:00.000000Z",
-        },
-    }
-
-
 def _pod() -> dict[str, Any]:
     return {
         "apiVersion": "v1",
         "kind": "Pod",
-        "metadata": {**_meta("web"), "annotations": {"a": "1"}},
+        "metadata": {**metadata("web"), "annotations": {"a": "1"}},
         "spec": {
             "containers": [
                 {
@@ -93,7 +70,7 @@ def _node() -> dict[str, Any]:
     return {
         "apiVersion": "v1",
         "kind": "Node",
-        "metadata": _meta("n1"),
+        "metadata": metadata("n1"),
         "spec": {"unschedulable": False, "taints": [{"key": "k", "effect": "NoSchedule"}]},
         "status": {
             "capacity": {"cpu": "4", "pods": "110"},
@@ -107,27 +84,11 @@ def _node() -> dict[str, Any]:
     }
 
 
-def _deployment() -> dict[str, Any]:
-    return {
-        "apiVersion": "apps/v1",
-        "kind": "Deployment",
-        "metadata": _meta("web"),
-        "spec": {
-            "replicas": 1,
-            "selector": {"matchLabels": {"app": "web"}},
-            "template": {
-                "metadata": {"labels": {"app": "web"}},
-                "spec": {"containers": [{"name": "web", "image": "nginx"}]},
-            },
-        },
-    }
-
-
 def _service() -> dict[str, Any]:
     return {
         "apiVersion": "v1",
         "kind": "Service",
-        "metadata": _meta("svc"),
+        "metadata": metadata("svc"),
         "spec": {
             "ports": [{"port": 80, "targetPort": 8080}, {"port": 53, "protocol": "UDP"}],
             "selector": {"app": "web"},
@@ -140,16 +101,16 @@ def _untyped() -> dict[str, Any]:
     return {
         "apiVersion": "example.com/v1",
         "kind": "Thing",
-        "metadata": _meta("t"),
+        "metadata": metadata("t"),
         "spec": {"size": 1, "ratio": 1.0, "on": True, "items": [1, 2], "nested": {"a": {"b": 0}}},
     }
 
 
 BASES: dict[str, tuple[typed.Shape, Any]] = {
-    "lease": (LEASE, _lease),
+    "lease": (LEASE, lease),
     "pod": (POD, _pod),
     "node": (NODE, _node),
-    "deployment": (DEPLOYMENT, _deployment),
+    "deployment": (DEPLOYMENT, deployment),
     "service": (SERVICE, _service),
     "untyped": (typed.UNTYPED, _untyped),
 }
@@ -237,19 +198,19 @@ def test_compare_reports_what_the_general_walk_reports(name: str) -> None:
 
 
 def test_the_shortcut_takes_the_common_updates() -> None:
-    lease = _lease()
-    renewed = copy.deepcopy(lease)
+    stored = lease()
+    renewed = copy.deepcopy(stored)
     renewed["spec"]["renewTime"] = "2026-01-01T00:00:10.000000Z"
     del renewed["metadata"]["resourceVersion"]
     node = _node()
     heartbeat = copy.deepcopy(node)
     heartbeat["status"]["conditions"][0]["lastHeartbeatTime"] = "2026-01-01T00:00:10Z"
-    for shape, old, new in ((LEASE, lease, renewed), (NODE, node, heartbeat)):
+    for shape, old, new in ((LEASE, stored, renewed), (NODE, node, heartbeat)):
         out = typed.Comparison()
         assert typed._changed_fields(old, new, shape, out)
         assert _as_tuple(out) == _as_tuple(_general_compare(old, new, shape))
     out = typed.Comparison()
-    typed._changed_fields(lease, renewed, LEASE, out)
+    typed._changed_fields(stored, renewed, LEASE, out)
     assert [typed.path_string(p) for p in out.modified.paths()] == [".spec.renewTime"]
     assert [typed.path_string(p) for p in out.removed.paths()] == [".metadata.resourceVersion"]
 

@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from tests.unit.jsonpaths import paths, value_at
+from tests.unit.sample_objects import deployment, lease, metadata
 from timonel.schema.definitions import SchemaNode, kubernetes_definitions, schema_from_openapi
 from timonel.schema.fields import FieldCheck, check_object
 
@@ -21,45 +22,23 @@ def _schema(group: str, version: str, kind: str) -> SchemaNode:
     return node
 
 
-def _meta(name: str) -> dict[str, Any]:
-    return {
-        "name": name,
-        "namespace": "ns",
-        "uid": "5d0c8d9e-0c1f-4a0e-9b1a-3f6f8b1d2c3e",
-        "resourceVersion": "7",
-        "creationTimestamp": "2026-01-01T00:00:00Z",
-        "labels": {"app": name},
-        "managedFields": [
-            {
-                "manager": "m",
-                "operation": "Update",
-                "apiVersion": "v1",
-                "time": "2026-01-01T00:00:00Z",
-                "fieldsType": "FieldsV1",
-                "fieldsV1": {"f:metadata": {"f:labels": {".": {}, "f:app": {}}}},
-            }
-        ],
-    }
+def managed_metadata(name: str) -> dict[str, Any]:
+    return metadata(name, managed=True)
 
 
-def _lease() -> dict[str, Any]:
-    return {
-        "apiVersion": "coordination.k8s.io/v1",
-        "kind": "Lease",
-        "metadata": _meta("n1"),
-        "spec": {
-            "holderIdentity": "n1",
-            "leaseDurationSeconds": 40,
-            "renewTime": "2026-01-01T00:00:00.000000Z",
-        },
-    }
+def managed_lease() -> dict[str, Any]:
+    return lease(managed=True)
+
+
+def managed_deployment() -> dict[str, Any]:
+    return deployment(managed=True)
 
 
 def _pod() -> dict[str, Any]:
     return {
         "apiVersion": "v1",
         "kind": "Pod",
-        "metadata": _meta("web"),
+        "metadata": managed_metadata("web"),
         "spec": {
             "containers": [
                 {
@@ -83,38 +62,20 @@ def _pod() -> dict[str, Any]:
     }
 
 
-def _deployment() -> dict[str, Any]:
-    return {
-        "apiVersion": "apps/v1",
-        "kind": "Deployment",
-        "metadata": _meta("web"),
-        "spec": {
-            "replicas": 1,
-            "progressDeadlineSeconds": 600,
-            "selector": {"matchLabels": {"app": "web"}},
-            "strategy": {"rollingUpdate": {"maxSurge": "25%", "maxUnavailable": 1}},
-            "template": {
-                "metadata": {"labels": {"app": "web"}},
-                "spec": {"containers": [{"name": "web", "image": "nginx"}]},
-            },
-        },
-    }
-
-
 def _secret() -> dict[str, Any]:
     return {
         "apiVersion": "v1",
         "kind": "Secret",
-        "metadata": _meta("s"),
+        "metadata": managed_metadata("s"),
         "data": {"key": "dmFsdWU="},
         "immutable": False,
     }
 
 
 CASES = {
-    "lease": (_schema("coordination.k8s.io", "v1", "Lease"), _lease),
+    "lease": (_schema("coordination.k8s.io", "v1", "Lease"), managed_lease),
     "pod": (_schema("", "v1", "Pod"), _pod),
-    "deployment": (_schema("apps", "v1", "Deployment"), _deployment),
+    "deployment": (_schema("apps", "v1", "Deployment"), managed_deployment),
     "secret": (_schema("", "v1", "Secret"), _secret),
 }
 
